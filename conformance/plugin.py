@@ -1,0 +1,96 @@
+"""The pytest plugin behind the conformance suite (registered as a ``pytest11`` entry point).
+
+Options narrow a run: ``--backend``, ``--device``, ``--dtype``, ``--op`` (each
+repeatable or comma-separated) and ``--large`` for the large shapes. Every
+checked case becomes one flat JSON row in ``<results-dir>/<machine>.jsonl``,
+merged by test id and written atomically at the end of the session.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from seqbench import registry, results
+
+from .cases import Selection, cases, known_failure
+
+_ROWS = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("seqbench", "seqbench conformance")
+    for name, what in (("backend", "backend name"), ("device", "device, e.g. cpu or cuda"),
+                       ("dtype", "dtype, e.g. float32"), ("op", "catalog op name")):
+        group.addoption(f"--{name}", action="append", default=[], help=f"only this {what} (repeatable, comma-separated)")
+    group.addoption("--large", action="store_true", help="also check the large shapes (T>=256, H>=256)")
+    group.addoption("--results-dir", default="results/conformance", help="where the JSON-lines results go")
+    group.addoption("--no-results", action="store_true", help="do not write results")
+
+
+def selection(config) -> Selection:
+    def values(name):
+        return tuple(v for item in config.getoption(name) for v in item.split(",") if v)
+
+    return Selection(values("backend"), values("device"), values("dtype"), values("op"), config.getoption("large"))
+
+
+def pytest_configure(config):
+    config.stash[_ROWS] = []
+    config.addinivalue_line("markers", "one_shape_per_op: run one case per op, backend and device only")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        all_cases = cases(selection(metafunc.config))
+        if metafunc.definition.get_closest_marker("one_shape_per_op"):
+            seen, picked = set(), []
+            for c in all_cases:
+                key = (c.backend, c.device, c.op.name if c.op else None)
+                if key not in seen:
+                    seen.add(key)
+                    picked.append(c)
+            all_cases = picked
+        params = [
+            pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in all_cases
+        ]
+        metafunc.parametrize("case", params)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and "case" in callspec.params:
+            reason = known_failure(f"{item.originalname}[{callspec.id}]")
+            if reason:
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+@pytest.fixture
+def record(request):
+    """``record(**row)``: add one flat result row for this test."""
+
+    def add(**row):
+        be = registry.backend(row["backend"])
+        request.config.stash[_ROWS].append({
+            "test_id": f"{request.node.originalname}[{request.node.callspec.id}]",
+            "machine": results.machine_name(),
+            "device_name": be.device_name(row["device"]),
+            "math_mode": be.math_mode(row["device"], row["dtype"]),
+            "versions": ";".join(f"{k}={v}" for k, v in be.versions().items()),
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **row,
+        })
+
+    return add
+
+
+def pytest_sessionfinish(session):
+    rows = session.config.stash.get(_ROWS, [])
+    if rows and not session.config.getoption("no_results"):
+        path = session.config.rootpath / session.config.getoption("results_dir") / f"{results.machine_name()}.jsonl"
+        results.merge_jsonl(path, rows)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"seqbench: {len(rows)} conformance results -> {path}")

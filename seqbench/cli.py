@@ -1,1 +1,135 @@
-def main(): pass
+"""The ``seqbench`` command: list, check, run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import catalog, registry
+
+
+def _list(args) -> int:
+    print("backends:")
+    for status in registry.backends():
+        if status.available:
+            versions = ", ".join(f"{k} {v}" for k, v in status.versions.items())
+            print(f"  {status.name:<10} available    devices: {', '.join(status.devices)}    ({versions})")
+        else:
+            print(f"  {status.name:<10} unavailable  {status.reason}")
+    print("ops:")
+    for op in catalog.ops().values():
+        print(f"  {op.name:<22} {op.doc}")
+    return 0
+
+
+def _narrowing(args) -> list[str]:
+    options = []
+    for name in ("backend", "device", "dtype", "op"):
+        for value in getattr(args, name) or []:
+            options.append(f"--{name}={value}")
+    return options + (["--large"] if args.large else [])
+
+
+class _Collector:
+    """Keeps the result rows of one conformance run (read before the plugin writes them)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def pytest_sessionfinish(self, session):
+        from .conformance.plugin import _ROWS
+
+        self.rows = list(session.config.stash.get(_ROWS, []))
+
+
+def _check(args, devices=None) -> int:
+    import pytest
+
+    for op in args.op or []:
+        for name in op.split(","):
+            catalog.get(name)  # a clear error before pytest starts
+    collector = _Collector()
+    pytest_args = [
+        "--pyargs", "seqbench.conformance", "-p", "no:cacheprovider", "-q" if not args.verbose else "-v",
+        f"--results-dir={Path(args.results_dir).resolve()}", *_narrowing(args),
+        *(f"--device={d}" for d in devices or []),
+    ]
+    if args.exitfirst:
+        pytest_args.append("-x")
+    code = pytest.main(pytest_args, plugins=[collector])
+    print()
+    print(summary_table(collector.rows))
+    return int(code)
+
+
+def summary_table(rows: list[dict]) -> str:
+    """op × (backend, device, dtype): ``ok`` or ``FAIL`` with the worst error in eps over shapes and passes."""
+    if not rows:
+        return "no conformance results (nothing selected, or every case was skipped)"
+    columns = sorted({(r["backend"], r["device"], r["dtype"]) for r in rows})
+    ops = list(dict.fromkeys(r["op"] for r in rows))
+    cells = {}
+    for r in rows:
+        key = (r["op"], (r["backend"], r["device"], r["dtype"]))
+        worst = cells.get(key, (True, 0.0))
+        cells[key] = (worst[0] and r["passed"], max(worst[1], r["max_err_eps"]))
+    header = ["op \\ max error/eps"] + [f"{b}/{d}/{t}" for b, d, t in columns]
+    lines = [header]
+    for op in ops:
+        line = [op]
+        for col in columns:
+            if (op, col) in cells:
+                ok, err = cells[(op, col)]
+                line.append(f"{'ok' if ok else 'FAIL'} {err:.3g}")
+            else:
+                line.append("-")
+        lines.append(line)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in lines]
+    failed = sum(not r["passed"] for r in rows)
+    text.append(f"{len(rows)} checks, {failed} failed (worst error over shapes, forward and gradients, in eps of the dtype)")
+    return "\n".join(text)
+
+
+def _run(args) -> int:
+    print("seqbench run: conformance of every available backend on the CPU")
+    for status in registry.backends():
+        state = "available" if status.available else f"unavailable ({status.reason})"
+        print(f"  {status.name}: {state}")
+    return _check(args, devices=["cpu"])
+
+
+def _add_check_options(p):
+    for name, what in (("backend", "backend"), ("device", "device (cpu, cuda)"), ("dtype", "dtype"), ("op", "catalog op")):
+        p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
+    p.add_argument("--large", action="store_true", help="also the large shapes (T>=256, H>=256)")
+    p.add_argument("--results-dir", default="results/conformance", help="where results go (default: %(default)s)")
+    p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="backends (availability, devices, versions) and ops").set_defaults(func=_list)
+    check = sub.add_parser("check", help="run the conformance suite against the float64 reference")
+    _add_check_options(check)
+    check.set_defaults(func=_check)
+    run = sub.add_parser("run", help="the main job: check every available backend on the CPU, then summarize")
+    _add_check_options(run)
+    run.set_defaults(func=_run)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"seqbench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -95,6 +95,12 @@ class Backend:
         """Peak device memory in bytes since :meth:`reset_peak_memory`; ``None`` if not measurable."""
         return None
 
+    def device_name(self, device: str) -> str:
+        """The hardware behind ``device``, e.g. the CPU model or the GPU's name."""
+        from .results import cpu_name
+
+        return cpu_name()
+
     def versions(self) -> dict:
         """Framework and library versions, for result records."""
         return {"numpy": np.__version__}

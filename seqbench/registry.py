@@ -22,6 +22,11 @@ from .protocol import Backend, BackendUnavailable
 # The backends shipped with seqbench, found even when the package is not installed.
 BUILTIN = {
     "numpy": "seqbench.backends.numpy_backend:NumpyBackend",
+    "torch": "seqbench.backends.torch_backend:TorchBackend",
+    "torch-compile": "seqbench.backends.torch_backend:TorchCompileBackend",
+    "torch-native": "seqbench.backends.torch_backend:TorchNativeBackend",
+    "jax": "seqbench.backends.jax_backend:JaxBackend",
+    "cupy": "seqbench.backends.cupy_backend:CupyBackend",
 }
 
 _runtime: dict[str, Callable[[], Backend]] = {}
