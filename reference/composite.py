@@ -36,6 +36,7 @@ def _bidirectional_calls(cell, x, params_fwd, params_bwd, h0, c0, lengths, varia
     c = cell_for(cell, variant)
     x = validate.sequence("x", x)
     H = hidden_size(c, params_fwd, "params_fwd")
+    validate.params("params_fwd", params_fwd, c.param_shapes(x.shape[2], H))
     states = _stacked_states(c, 2, h0, c0, x, H, "2")
     fwd = CellCall.check(c, x, params_fwd, states[0], lengths, False, "params_fwd")
     bwd = CellCall.check(c, x, params_bwd, states[1], lengths, True, "params_bwd")
@@ -79,6 +80,7 @@ def _stacked_layers(cell, x, params, h0, c0, lengths, reverse, variant):
     if not isinstance(params, (list, tuple)) or not params:
         raise TypeError("params must be a non-empty list of per-layer parameter dicts (one per layer)")
     H = hidden_size(c, params[0], "params[0]")
+    validate.params("params[0]", params[0], c.param_shapes(x.shape[2], H))
     states = _stacked_states(c, len(params), h0, c0, x, H, "L")
     validate.flag("reverse", reverse)
     return c, x, H, states

@@ -46,9 +46,13 @@ class _Collector:
 def _check(args, devices=None) -> int:
     import pytest
 
-    for op in args.op or []:
+    for op in args.op or []:  # clear errors before pytest starts
         for name in op.split(","):
-            catalog.get(name)  # a clear error before pytest starts
+            catalog.get(name)
+    for backend in args.backend or []:
+        for name in backend.split(","):
+            if name not in registry.names():
+                raise ValueError(f"backend must be one of {registry.names()}, got {name!r}")
     collector = _Collector()
     pytest_args = [
         "--pyargs", "seqbench.conformance", "-p", "no:cacheprovider", "-q" if not args.verbose else "-v",
