@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from . import composite, loss, recurrent, rnn_types, validate
+from . import composite, embedding, glove, loss, recurrent, rnn_types, validate, word2vec
 from .recurrent import CellCall, cell_for
 
 FORWARD = {
@@ -21,9 +21,21 @@ FORWARD = {
     "many_to_one": rnn_types.many_to_one,
     "many_to_many": rnn_types.many_to_many,
     "encoder_decoder": rnn_types.encoder_decoder,
+    "embedding_lookup": embedding.embedding_lookup,
+    "embedding_one_hot": embedding.embedding_one_hot,
+    "softmax_prob": embedding.softmax_prob,
+    "skipgram_loss": word2vec.skipgram_loss,
+    "cbow_loss": word2vec.cbow_loss,
+    "cbow_pairwise_loss": word2vec.cbow_pairwise_loss,
+    "negative_sampling_loss": word2vec.negative_sampling_loss,
+    "negative_sampling_lookup_loss": word2vec.negative_sampling_lookup_loss,
+    "glove_cost": glove.glove_cost,
 }
 
 VJP = {name: getattr(inspect.getmodule(fn), f"{name}_vjp") for name, fn in FORWARD.items()}
+
+# Argument checks of the embedding ops, by op: same arguments as the op, no forward pass.
+_EMBEDDING_CHECKS = {**embedding.CHECKS, **word2vec.CHECKS, **glove.CHECKS}
 
 
 def vjp(op: str, cotangents, **inputs) -> dict:
@@ -67,6 +79,8 @@ def check(op: str, **inputs) -> None:
             CellCall.check(c, layer_x, p, s, a["lengths"], a["reverse"], f"params[{layer}]")
     elif op == "sequence_loss":
         loss._check(a["logits"], a["targets"], a["lengths"])
+    elif op in _EMBEDDING_CHECKS:
+        _EMBEDDING_CHECKS[op](**a)
     else:  # the RNN types check as they run; they are cheap compositions
         FORWARD[op](**a)
 

@@ -82,7 +82,7 @@ class Op:
 
 
 CATALOG: dict[str, Op] = {}
-_ENTRY_MODULES = ("seqbench.ops_recurrent",)
+_ENTRY_MODULES = ("seqbench.ops_recurrent", "seqbench.ops_embedding")
 _loaded = False
 
 
