@@ -1,0 +1,20 @@
+"""seqbench.reports — backend selection reports from asv and conformance results.
+
+* :mod:`.load`: results directories -> one tidy pandas table (:data:`.load.COLUMNS`);
+* :mod:`.select`: per workload, the fastest conforming backend, the runner-up, what was dropped and why;
+* :mod:`.plots`, :mod:`.render`: the Markdown and single-file HTML report;
+* :mod:`.cli`: ``seqbench report`` and ``seqbench select``;
+* :mod:`.browser`: load a page in headless Chromium (console errors, images, screenshot).
+
+pandas and matplotlib (the ``report`` extra) are imported only when used.
+"""
+
+
+def write_report(results_dirs, out_dir, dashboard=None):
+    """Write the report for ``results_dirs`` into ``out_dir``; returns the HTML page's path."""
+    from .render import write_report as write
+
+    return write(results_dirs, out_dir, dashboard)
+
+
+__all__ = ["write_report"]

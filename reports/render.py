@@ -1,0 +1,294 @@
+"""The backend selection report: Markdown (plots as PNG files beside it) and one self-contained HTML page.
+
+The report is a list of blocks (heading, paragraph, table, figure) rendered
+twice: ``report.md`` with images under ``plots/``, and ``report.html`` with
+the same images embedded as base64 PNG, so the page is one file that needs
+nothing else. A backend that fails conformance (or was never checked) is
+never recommended; the report lists each one dropped and why.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from . import load, peaks, plots, select
+
+
+def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> Path:
+    """Load every result under ``results_dirs``, write ``report.md``, ``report.html``, ``plots/`` and
+    ``benchmarks.csv`` into ``out_dir``; return the HTML page's path."""
+    dirs = [Path(d) for d in ([results_dirs] if isinstance(results_dirs, (str, Path)) else results_dirs)]
+    results = load.load(dirs)
+    if results.empty:
+        raise ValueError(f"no results found in {', '.join(map(str, dirs))}: expected asv results "
+                         "(<machine>/machine.json beside <commit>-<env>.json) or conformance JSON lines (*.jsonl)")
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, title, fig in plots.all_figures(results):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plots.plt.close(fig)
+        (out / "plots" / f"{name}.png").write_bytes(buffer.getvalue())
+        figures.append((name, title, buffer.getvalue()))
+    dashboard = Path(dashboard) if dashboard else (results.dashboards[0] if results.dashboards else None)
+    link = os.path.relpath(Path(dashboard).resolve(), out.resolve()) if dashboard else None
+    blocks = report_blocks(results, figures, link, dirs)
+    (out / "report.md").write_text(markdown(blocks))
+    page = out / "report.html"
+    page.write_text(html_page(blocks))
+    results.benchmarks.to_csv(out / "benchmarks.csv", index=False)
+    return page
+
+
+# --- content ---------------------------------------------------------------------------------
+
+def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
+    table, checks = results.benchmarks, results.checks
+    recs = select.recommendations(table)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks = [
+        ("h1", "seqbench: backend selection report"),
+        ("p", f"Generated {now} from {', '.join(str(d) for d in dirs)}: {len(table)} benchmark measurements, "
+              f"{len(results.conformance)} conformance checks. Per workload (machine, device, op, dtype, shape), "
+              "the fastest backend among those that conform to the float64 reference; a backend that fails "
+              "conformance, or was never checked, is never recommended."),
+    ]
+    if dashboard_link:
+        blocks.append(("link", "asv dashboard (history of every benchmark)", dashboard_link))
+    else:
+        blocks.append(("p", "No asv dashboard found beside the results (make one with `asv publish`)."))
+    blocks += [("h2", "Machines and devices"), ("table", machines_table(results))]
+    blocks.append(("h2", "Recommendations"))
+    if recs.empty:
+        blocks.append(("p", "No benchmark results found: this report shows conformance only "
+                            "(run `seqbench bench` or `seqbench run` for timings)."))
+    else:
+        blocks.append(("p", "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over "
+                            "min(peak, intensity x bandwidth) of the device (see Method); error = largest "
+                            "conformance error of the winner for this op, in eps of the dtype."))
+        blocks += [("table", glance_table(recs)), ("h3", "Every measured workload"),
+                   ("table", recommendations_table(recs))]
+    dropped = dropped_table(table, checks)
+    blocks.append(("h2", "Backends dropped, and why"))
+    blocks.append(("table", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
+    if len(checks):
+        blocks += [("h2", "Conformance"), ("p", "Worst error over shapes, forward and gradients, in eps of the dtype."),
+                   ("table", conformance_table(checks)),
+                   ("h2", "Which equation each backend computes"), ("table", variants_table(checks))]
+    blocks.append(("h2", "Plots"))
+    blocks += [("figure", title, name, png) for name, title, png in figures]
+    blocks += [("h2", "Method"), ("p", METHOD), ("table", peaks_table())]
+    return blocks
+
+
+METHOD = (
+    "Times are asv's (device-synchronized) medians of the latest commit per machine. Throughput is items "
+    "(tokens, words or pairs) per second from the op catalog's count; GFLOP/s uses the catalog's forward FLOP "
+    "model (a backward pass counted as twice the forward; a recurrent benchmark without an input size uses I = H). "
+    "Roofline peaks are the vendors' dense datasheet figures for the dtype and math mode in effect (TF32 when "
+    "recorded); a CPU's peak is an estimate from its core count; unknown devices get no roofline number. "
+    "A requested shape that was not measured is answered from the nearest measured one, and says so."
+)
+
+
+def machines_table(results) -> pd.DataFrame:
+    rows = {}
+    for frame in (results.benchmarks, results.checks):
+        for _, r in frame.iterrows() if len(frame) else []:
+            key = (r["machine"], str(r["device"]).split(":")[0])
+            entry = rows.setdefault(key, {"backends": set(), "versions": set()})
+            entry["backends"].add(r["backend"])
+            entry.setdefault("device name", r.get("device_name"))
+            if isinstance(r.get("versions"), str):
+                entry["versions"].add(r["versions"])
+    return pd.DataFrame([{"machine": m, "device": d, "device name": e.get("device name") or "?",
+                          "backends": ", ".join(sorted(e["backends"])),
+                          "versions": "; ".join(sorted(e["versions"])) or "?"} for (m, d), e in sorted(rows.items())])
+
+
+def glance_table(recs: pd.DataFrame) -> pd.DataFrame:
+    """Per (machine, device, op, dtype, pass): how many measured shapes each backend wins, and what was dropped."""
+    rows = []
+    for key, group in recs.groupby(["machine", "device", "op", "dtype", "kind"], sort=True):
+        wins = group["winner"].fillna("none conforms").value_counts()
+        counts = Counter((b, short_reason(r)) for d in group["dropped"] for b, r in d.items())
+        dropped = {b: r + ("" if n == len(group) else f" at {n}/{len(group)}") for (b, r), n in counts.items()}
+        rows.append({**dict(zip(["machine", "device", "op", "dtype", "pass"], key)),
+                     "wins (of measured shapes)": ", ".join(f"{b} {n}/{len(group)}" for b, n in wins.items()),
+                     "speed-up over runner-up": _range(group["speedup"]),
+                     "dropped": ", ".join(f"{b} ({r})" for b, r in sorted(dropped.items())) or "—"})
+    return pd.DataFrame(rows)
+
+
+def _range(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "—"
+    low, high = values.min(), values.max()
+    return f"×{low:.2f}" if abs(high - low) < 5e-3 else f"×{low:.2f} – ×{high:.2f}"
+
+
+def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
+    keys = [k for k in load.SHAPE_KEYS if k in recs]
+    return pd.DataFrame({
+        "machine": recs["machine"], "device": recs["device"], "op": recs["op"], "variant": recs["variant"],
+        "dtype": recs["dtype"], "pass": recs["kind"],
+        "shape": [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in recs.iterrows()],
+        "fastest conforming": recs["winner"].fillna("none conforms"),
+        "time": recs["time_s"].map(fmt_time), "throughput/s": recs["throughput"].map(fmt_si),
+        "GFLOP/s": recs["gflops"].map(lambda v: fmt(v, "{:.3g}")),
+        "roofline": recs["roofline_fraction"].map(lambda v: fmt(100 * v, "{:.2g}%")),
+        "error (eps)": recs["max_err_eps"].map(lambda v: fmt(v, "{:.3g}")),
+        "peak memory": recs["peak_memory"].map(fmt_bytes),
+        "runner-up": recs["runner_up"].fillna("—"),
+        "speed-up": recs["speedup"].map(lambda v: fmt(v, "×{:.2f}")),
+        "dropped": recs["dropped"].map(lambda d: ", ".join(f"{b} ({short_reason(r)})" for b, r in sorted(d.items()))),
+    })
+
+
+def dropped_table(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """Every (machine, backend, device, dtype, op) that fails conformance or was measured without a check."""
+    rows = {}
+    if len(checks):
+        for _, r in checks[~checks["conformance_passed"].astype(bool)].iterrows():
+            rows[(r["machine"], r["backend"], r["devkey"], r["dtype"], r["op"])] = r["conformance_reason"]
+    if len(table):
+        unchecked = table[table["conformance_passed"].map(lambda v: v is not True)]
+        for _, r in unchecked.iterrows():
+            key = (r["machine"], r["backend"], str(r["device"]).split(":")[0], r["dtype"], r["op"])
+            rows.setdefault(key, r["conformance_reason"])
+    return pd.DataFrame([{"machine": m, "backend": b, "device": d, "dtype": t, "op": o, "why": why}
+                         for (m, b, d, t, o), why in sorted(rows.items())])
+
+
+def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:
+    cell = checks.assign(column=checks["backend"] + "/" + checks["devkey"] + "/" + checks["dtype"],
+                         text=[f"{'ok' if ok else 'FAIL'} {err:.3g}" for ok, err in
+                               zip(checks["conformance_passed"], checks["max_err_eps"])])
+    grid = cell.pivot_table(index=["machine", "op"], columns="column", values="text", aggfunc="first").fillna("—")
+    return grid.reset_index()
+
+
+def variants_table(checks: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (op, variant), group in checks.groupby(["op", checks["variant"].fillna("")], sort=True):
+        ok = group[group["conformance_passed"].astype(bool)]
+        bad = group[~group["conformance_passed"].astype(bool)]
+        rows.append({"op": op, "equation variant": variant or "—",
+                     "computed by (conforms)": ", ".join(sorted(set(ok["backend"]))) or "—",
+                     "fails": ", ".join(sorted(set(bad["backend"]))) or "—"})
+    return pd.DataFrame(rows)
+
+
+def peaks_table() -> pd.DataFrame:
+    return pd.DataFrame([{"device": p.name, "match": " + ".join(n), "FP64 GFLOP/s": p.fp64, "FP32": p.fp32,
+                          "TF32": p.tf32, "FP16/BF16": p.fp16, "GB/s": p.bandwidth, "source": p.source}
+                         for n, p in peaks.GPUS])
+
+
+def short_reason(reason: str) -> str:
+    if reason.startswith("fails conformance"):
+        return "fails conformance"
+    if reason.startswith("no conformance"):
+        return "not checked"
+    return "not measured" if "no time" in reason else reason.split(":")[0]
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+def fmt(value, pattern: str) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else pattern.format(value)
+
+
+def fmt_time(seconds) -> str:
+    if not seconds == seconds or seconds is None:
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_si(value) -> str:
+    if not value == value or value is None:
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def fmt_bytes(value) -> str:
+    if not value == value or value is None:
+        return "—"
+    return f"{value / 2**20:.3g} MiB"
+
+
+# --- renderers --------------------------------------------------------------------------------------
+
+def markdown(blocks) -> str:
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"{'#' * int(kind[1])} {block[1]}\n")
+        elif kind == "p":
+            out.append(block[1] + "\n")
+        elif kind == "link":
+            out.append(f"[{block[1]}]({block[2]})\n")
+        elif kind == "table":
+            out.append(markdown_table(block[1]))
+        elif kind == "figure":
+            out.append(f"**{block[1]}**\n\n![{block[1]}](plots/{block[2]}.png)\n")
+    return "\n".join(out)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value):
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; white-space: nowrap; }
+td:last-child { white-space: normal; min-width: 16em; }
+th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0 2em; } img { max-width: 100%; border: 1px solid #eee; }
+"""
+
+
+def html_page(blocks) -> str:
+    esc = html.escape
+    body = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{esc(block[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{esc(block[1])}</p>")
+        elif kind == "link":
+            body.append(f'<p><a href="{esc(block[2])}">{esc(block[1])}</a></p>')
+        elif kind == "table":
+            body.append(block[1].to_html(index=False, escape=True, border=0, na_rep="—"))
+        elif kind == "figure":
+            data = base64.b64encode(block[3]).decode()
+            body.append(f'<figure><figcaption>{esc(block[1])}</figcaption>'
+                        f'<img alt="{esc(block[1])}" src="data:image/png;base64,{data}"></figure>')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>seqbench: backend selection report</title><link rel=\"icon\" href=\"data:,\">"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
