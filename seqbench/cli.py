@@ -1,4 +1,4 @@
-"""The ``seqbench`` command: list, check, run."""
+"""The ``seqbench`` command: list, check, run, report, select."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import catalog, registry
+from .reports import cli as reports_cli
 
 
 def _list(args) -> int:
@@ -123,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job: check every available backend on the CPU, then summarize")
     _add_check_options(run)
     run.set_defaults(func=_run)
+    reports_cli.add_commands(sub)
     return p
 
 
