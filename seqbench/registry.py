@@ -26,6 +26,7 @@ BUILTIN = {
     "torch-compile": "seqbench.backends.torch_backend:TorchCompileBackend",
     "torch-native": "seqbench.backends.torch_backend:TorchNativeBackend",
     "jax": "seqbench.backends.jax_backend:JaxBackend",
+    "jax-highest": "seqbench.backends.jax_backend:JaxHighestBackend",
     "cupy": "seqbench.backends.cupy_backend:CupyBackend",
 }
 

@@ -1,0 +1,157 @@
+"""The notes' recurrent cells in JAX, one line per equation, and the time loop they run in.
+
+Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
+``(B, H)``, ``lengths: (B,)`` (a padded step keeps the state and emits zeros),
+``reverse`` reads each sequence backwards over its own valid steps. Batches
+are rows, so the notes' ``W h`` is ``mv(W, h) = h @ W.T``.
+
+Initial states are arrays here (the backend turns ``None`` into zeros, so
+they get gradients too); every function is pure, for ``jax.jit``/``jax.vjp``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+σ = jax.nn.sigmoid
+
+
+def mv(W, v):
+    """``W v`` for every row ``v`` of a batch: ``(B, n) -> (B, m)`` for ``W: (m, n)``."""
+    return v @ W.T
+
+
+def rnn_step(p, x, state):
+    """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)``."""
+    (h_prev,) = state
+    h = jnp.tanh(mv(p["W_h"], h_prev) + mv(p["W_x"], x) + p["b"])
+    return (h,)
+
+
+def lstm_step(p, x, state):
+    """The notes' six LSTM equations."""
+    h_prev, C_prev = state
+    f = σ(mv(p["W_fh"], h_prev) + mv(p["W_fx"], x) + p["b_f"])
+    i = σ(mv(p["W_ih"], h_prev) + mv(p["W_ix"], x) + p["b_i"])
+    o = σ(mv(p["W_oh"], h_prev) + mv(p["W_ox"], x) + p["b_o"])
+    C_tilde = jnp.tanh(mv(p["W_Ch"], h_prev) + mv(p["W_Cx"], x) + p["b_C"])
+    C = f * C_prev + i * C_tilde
+    h = o * jnp.tanh(C)
+    return (h, C)
+
+
+def gru_step(p, x, state):
+    """The notes' GRU (no biases, reset applied to ``h_{t-1}`` before the matmul)."""
+    (h_prev,) = state
+    z = σ(mv(p["W_zh"], h_prev) + mv(p["W_zx"], x))
+    r = σ(mv(p["W_rh"], h_prev) + mv(p["W_rx"], x))
+    h_tilde = jnp.tanh(mv(p["W_hh"], r * h_prev) + mv(p["W_hx"], x))
+    h = (1 - z) * h_prev + z * h_tilde
+    return (h,)
+
+
+def gru_reset_after_step(p, x, state):
+    """GRU variant ``reset_after`` (cuDNN/PyTorch), in the notes' ``z`` convention."""
+    (h_prev,) = state
+    z = σ(mv(p["W_zx"], x) + p["b_zx"] + mv(p["W_zh"], h_prev) + p["b_zh"])
+    r = σ(mv(p["W_rx"], x) + p["b_rx"] + mv(p["W_rh"], h_prev) + p["b_rh"])
+    h_tilde = jnp.tanh(mv(p["W_hx"], x) + p["b_hx"] + r * (mv(p["W_hh"], h_prev) + p["b_hh"]))
+    h = (1 - z) * h_prev + z * h_tilde
+    return (h,)
+
+
+def step_for(cell: str, variant: str = "notes"):
+    """The step function of ``cell`` (``variant`` picks the GRU) and its number of states."""
+    if cell == "lstm":
+        return lstm_step, 2
+    if cell == "gru":
+        return {"notes": gru_step, "reset_after": gru_reset_after_step}[variant], 1
+    return rnn_step, 1
+
+
+def scan(step, p, x, state0: tuple, lengths=None, reverse=False):
+    """Run ``step`` over ``x: (T, B, I)``; returns ``(y (T, B, H), state_T)``.
+
+    Each step: ``s_t = m_t ? step(x_t, s_{t-1}) : s_{t-1}`` and ``y_t = m_t h_t``
+    with ``m_t = t < lengths``. ``reverse`` runs the same masked loop from
+    ``t = T-1`` down to 0: padded steps come first and keep ``state0``, then
+    ``x[L_b-1], …, x[0]`` are read, so each sequence is reversed within its
+    own length and ``y`` stays in the original time order. ``reverse`` may be
+    a traced flag: the loop then runs over the time-flipped ``x`` and mask and
+    flips ``y`` back, so both directions share one compiled program.
+    """
+    T = x.shape[0]
+    valid = None if lengths is None else (jnp.arange(T)[:, None] < lengths)[..., None]  # (T, B, 1)
+
+    def flip(a):
+        return None if a is None else jnp.where(reverse, a[::-1], a)
+
+    def body(state, x_m):
+        x_t, m_t = x_m
+        new = step(p, x_t, state)
+        if m_t is None:
+            return new, new[0]
+        return tuple(jnp.where(m_t, n, s) for n, s in zip(new, state)), jnp.where(m_t, new[0], 0)
+
+    state_T, y = lax.scan(body, tuple(state0), (flip(x), flip(valid)))
+    return flip(y), state_T
+
+
+def _run(cell, x, params, states, lengths, reverse, variant="notes"):
+    step, _ = step_for(cell, variant)
+    y, state_T = scan(step, params, x, states, lengths, reverse)
+    return (y, *state_T)
+
+
+def rnn(x, params, h0, lengths=None, reverse=False):
+    """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)`` over a sequence: ``(y, h_T)``."""
+    return _run("rnn", x, params, (h0,), lengths, reverse)
+
+
+def lstm(x, params, h0, c0, lengths=None, reverse=False):
+    """The LSTM over a sequence: ``(y, h_T, C_T)``."""
+    return _run("lstm", x, params, (h0, c0), lengths, reverse)
+
+
+def gru(x, params, h0, lengths=None, reverse=False, variant="notes"):
+    """The GRU (``variant`` ``"notes"`` or ``"reset_after"``) over a sequence: ``(y, h_T)``."""
+    return _run("gru", x, params, (h0,), lengths, reverse, variant)
+
+
+def bidirectional(cell, x, params_fwd, params_bwd, h0, c0=None, lengths=None, variant="notes"):
+    """``y_t = [h→_t ; h←_t]`` with ``h←`` read over each reversed sequence; states ``(2, B, H)``."""
+    step, n = step_for(cell, variant)
+    states = (h0, c0)[:n]
+    y_f, s_f = scan(step, params_fwd, x, tuple(s[0] for s in states), lengths)
+    y_b, s_b = scan(step, params_bwd, x, tuple(s[1] for s in states), lengths, reverse=True)
+    return (jnp.concatenate([y_f, y_b], axis=-1), *(jnp.stack(pair) for pair in zip(s_f, s_b)))
+
+
+def stacked(cell, x, params, h0, c0=None, lengths=None, reverse=False, variant="notes"):
+    """``h^(l)_t = cell(h^(l)_{t-1}, h^(l-1)_t)``, ``h^(0)_t = x_t``; states ``(L, B, H)``."""
+    step, n = step_for(cell, variant)
+    states = (h0, c0)[:n]
+    y, finals = x, []
+    for layer, p in enumerate(params):  # over layers (static), never over time
+        y, state_T = scan(step, p, y, tuple(s[layer] for s in states), lengths, reverse)
+        finals.append(state_T)
+    return (y, *(jnp.stack(per_layer) for per_layer in zip(*finals)))
+
+
+def sequence_loss(logits, targets, lengths=None):
+    """``L = Σ_t Σ_b -log softmax(logits_{t,b})[targets_{t,b}]`` over valid steps: ``(L,)``."""
+    T, B = targets.shape
+    picked = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], axis=-1)[..., 0]  # (T, B)
+    if lengths is not None:
+        picked = jnp.where(jnp.arange(T)[:, None] < lengths, picked, 0)
+    return (-picked.sum(),)
+
+
+_RECURRENT_WRT = ("x", "h0", "c0", "params", "params_fwd", "params_bwd")
+# op -> (function, the arguments it is differentiated with respect to, where present)
+FUNCTIONS = {
+    **{fn.__name__: (fn, _RECURRENT_WRT) for fn in (rnn, lstm, gru, bidirectional, stacked)},
+    "sequence_loss": (sequence_loss, ("logits",)),
+}

@@ -1,0 +1,113 @@
+"""The word-embedding ops in JAX: lookup, full softmax, word2vec losses, the GloVe cost.
+
+Same conventions as :mod:`seqbench.reference.embedding`: ``E: (V, d)`` with
+row ``w`` the vector ``e_w``; ``E_out=None`` ties the output matrix to
+``E_in`` (``jax.vjp`` then sums both uses into one gradient, as the reference
+does). A corpus is ``w: (T,)`` word ids and ``c`` the window half-width;
+context pairs reaching past either end of the corpus are skipped. Losses
+return a 1-tuple holding a 0-d array.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def embedding_lookup(E, ids):
+    """``e_w = E[w]`` for every id: ``(...) -> (..., d)``."""
+    return (E[ids],)
+
+
+def embedding_one_hot(E, ids):
+    """``e_w = E o_w``, the one-hot product (``o_w @ E`` for rows ``E: (V, d)``)."""
+    return (jax.nn.one_hot(ids, E.shape[0], dtype=E.dtype) @ E,)
+
+
+def softmax_prob(E_in, E_out, w_i):
+    """``p(w_o|w_i) = exp(e_{w_o}·e_{w_i}) / Σ_{w∈V} exp(e_w·e_{w_i})`` for every ``w_o``: ``(..., V)``."""
+    E_out = E_in if E_out is None else E_out
+    return (jax.nn.softmax(E_in[w_i] @ E_out.T),)
+
+
+def _context(T: int, c: int):
+    """For each offset ``j ∈ [-c, c] \\ {0}``: positions ``u = t + j`` (clipped) and ``valid = 0 ≤ u < T``: ``(2c, T)``.
+
+    Shapes are static, so this index arithmetic is done once, at trace time.
+    """
+    j = np.concatenate([np.arange(-c, 0), np.arange(1, c + 1)])[:, None]
+    u = np.arange(T) + j
+    valid = (u >= 0) & (u < T)
+    return np.clip(u, 0, T - 1), valid
+
+
+def _log_p(E_in, E_out, w_or_h):
+    """``log p(·|·) = log softmax(e E_outᵀ)`` for the given input vectors (ids into ``E_in``, or vectors)."""
+    E_out = E_in if E_out is None else E_out
+    u = E_in[w_or_h] if jnp.issubdtype(w_or_h.dtype, jnp.integer) else w_or_h
+    return jax.nn.log_softmax(u @ E_out.T)  # (T, V)
+
+
+def skipgram_loss(E_in, E_out, corpus_ids, c):
+    """Skip-gram: ``L = -(1/T) Σ_t Σ_{-c≤j≤c, j≠0} log p(w_{t+j}|w_t)``."""
+    w, T = corpus_ids, len(corpus_ids)
+    u, valid = _context(T, c)
+    logp = _log_p(E_in, E_out, w)
+    return (-jnp.where(valid, logp[np.arange(T), w[u]], 0).sum() / T,)
+
+
+def cbow_pairwise_loss(E_in, E_out, corpus_ids, c):
+    """CBOW as the notes write it: ``L = -(1/T) Σ_t Σ_{-c≤j≤c, j≠0} log p(w_t|w_{t+j})``."""
+    w, T = corpus_ids, len(corpus_ids)
+    u, valid = _context(T, c)
+    logp = _log_p(E_in, E_out, w)
+    return (-jnp.where(valid, logp[u, w], 0).sum() / T,)
+
+
+def cbow_loss(E_in, E_out, corpus_ids, c):
+    """word2vec's CBOW: ``L = -(1/T) Σ_t log p(w_t|h_t)``, ``h_t = (1/|C_t|) Σ_{u∈C_t} e_{w_u}`` the context mean."""
+    w, T = corpus_ids, len(corpus_ids)
+    u, valid = _context(T, c)
+    h = jnp.where(valid[..., None], E_in[w[u]], 0).sum(0) / valid.sum(0)[:, None]  # (T, d)
+    return (-_log_p(E_in, E_out, h)[np.arange(T), w].sum() / T,)
+
+
+def negative_sampling_loss(e_i, e_o, e_neg):
+    """``L = -Σ log σ(e_o·e_i) - Σ Σ_{w~P_n} log σ(-e_w·e_i)`` (the notes' second sign corrected, see the reference)."""
+    x = (e_o * e_i).sum(axis=-1)  # (B,)    e_o·e_i
+    y = jnp.einsum("bkd,bd->bk", e_neg, e_i)  # (B, K)  e_w·e_i
+    return (-jax.nn.log_sigmoid(x).sum() - jax.nn.log_sigmoid(-y).sum(),)
+
+
+def negative_sampling_lookup_loss(E_in, E_out, w_i, w_o, w_neg):
+    """Negative sampling on ids: ``e_i = E_in[w_i]``, ``e_o = E_out[w_o]``, ``e_w = E_out[w_neg]``."""
+    E_out = E_in if E_out is None else E_out
+    return negative_sampling_loss(E_in[w_i], E_out[w_o], E_out[w_neg])
+
+
+def glove_cost(X, theta, e, b, b_prime, x_max=100, alpha=0.75):
+    """``J = ½ Σ_{i,j} f(X_ij)(θ_i·e_j + b_i + b'_j - log X_ij)²``, ``f(x) = min(1, (x/x_max)^α)``.
+
+    Dense over ``X: (V, V)``: a zero ``X_ij`` has ``f = 0`` and its ``log`` is
+    taken of 1 instead, so it adds exactly 0 and ``log 0`` never appears.
+    """
+    seen = X > 0
+    f = jnp.where(seen, jnp.minimum(1, (X / x_max) ** alpha), 0)
+    r = theta @ e.T + b[:, None] + b_prime[None, :] - jnp.log(jnp.where(seen, X, 1))  # (V, V)
+    return (0.5 * (f * r**2).sum(),)
+
+
+_TIED = ("E_in", "E_out")
+# op -> (function, the arguments it is differentiated with respect to)
+FUNCTIONS = {
+    "embedding_lookup": (embedding_lookup, ("E",)),
+    "embedding_one_hot": (embedding_one_hot, ("E",)),
+    "softmax_prob": (softmax_prob, _TIED),
+    "skipgram_loss": (skipgram_loss, _TIED),
+    "cbow_pairwise_loss": (cbow_pairwise_loss, _TIED),
+    "cbow_loss": (cbow_loss, _TIED),
+    "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
+    "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _TIED),
+    "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
+}
