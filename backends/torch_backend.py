@@ -1,0 +1,255 @@
+"""The torch backends: the notes' cells eagerly, the same under ``torch.compile``, and PyTorch's native RNNs.
+
+* ``torch``: the cells of :mod:`.torch_cells`, one line per equation, run
+  eagerly in a Python time loop (ragged batches by masking inside the loop,
+  ``reverse`` by reversing within lengths).
+* ``torch-compile``: the same cells; each masked cell step is one
+  ``torch.compile``'d function (``dynamic=True``: one graph per cell, dtype,
+  device and grad mode whatever the shape, which keeps compile time, and CI,
+  small). Only the recurrent ops: the others have no time loop to compile.
+* ``torch-native``: ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) through
+  :mod:`.torch_native`; ``nn.GRU`` computes the GRU variant ``reset_after``
+  only, so the notes' GRU is unsupported there, with that reason.
+
+``torch`` and ``torch-native`` share the sequence loss (:mod:`.torch_loss`)
+and the embedding ops (:mod:`.torch_embedding`). Gradients come from
+autograd with respect to the arguments of the reference's gradient dict; an
+initial state given as ``None`` becomes zeros first, so it gets a gradient
+as in the reference.
+
+Devices: ``cpu``, and on a GPU ``cuda`` (float32 pinned to IEEE) and
+``cuda:tf32`` (TF32 on for matmuls and cuDNN RNNs, float32 only); see
+:mod:`.torch_math`. Every call runs in its device's math mode, which
+:meth:`TorchBackend.math_mode` records.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+
+from seqbench.protocol import Backend, BackendUnavailable, tree_map
+
+_RECURRENT = ("rnn", "lstm", "gru", "bidirectional", "stacked")
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    dtypes_by_device = {"cpu": ("float32", "float64"), "cuda": ("float64", "float32", "float16", "bfloat16")}
+
+    def __init__(self):
+        try:
+            import torch
+        except ImportError as error:
+            raise BackendUnavailable(f"torch is not installed ({error}); pip install 'seqbench[torch]'") from None
+        from . import torch_embedding, torch_loss, torch_math
+
+        self.torch = torch
+        self.tm = torch_math
+        self._functions = {**torch_loss.FUNCTIONS, **torch_embedding.FUNCTIONS, **self._recurrent_functions()}
+
+    def _recurrent_functions(self) -> dict:
+        """Reference function name -> (function, differentiated argument names) of the recurrent ops."""
+        from .torch_cells import Recurrent
+
+        return Recurrent().functions()
+
+    # --- devices and dtypes --------------------------------------------------------
+
+    def devices(self):
+        return ["cpu"] + self.tm.cuda_devices()
+
+    def dtypes(self, device):
+        return ("float32",) if device == self.tm.TF32_DEVICE else super().dtypes(device)
+
+    def implemented(self):
+        from seqbench import catalog
+
+        return {name for name, op in catalog.ops().items() if op.function in self._functions}
+
+    def to_device(self, array, device, dtype):
+        tensor = self.torch.as_tensor(array)
+        if dtype is not None:
+            tensor = tensor.to(getattr(self.torch, dtype))
+        return tensor.to(self.tm.torch_device(device))
+
+    def to_numpy(self, tensor):
+        tensor = tensor.detach().cpu()
+        return (tensor.float() if tensor.dtype == self.torch.bfloat16 else tensor).numpy()
+
+    # --- ops -----------------------------------------------------------------------
+
+    def _fixups(self, op, inputs, device, dtype):
+        """Initial states given as ``None`` become zeros shaped like the final states; 0-d integers Python ints."""
+        inputs = dict(inputs)
+        if op.function in _RECURRENT:
+            for name, shape in zip(("h0", "c0"), op.output_shapes(inputs)[1:]):
+                if inputs.get(name) is None:
+                    inputs[name] = self.to_device(np.zeros(shape), device, dtype)
+        for k, v in inputs.items():
+            if isinstance(v, self.torch.Tensor) and v.ndim == 0 and not v.is_floating_point():
+                inputs[k] = int(v)
+        return inputs
+
+    def forward_impl(self, op, device, dtype):
+        fn, _ = self._functions[op.function]
+        torch = self.torch
+
+        def forward(**inputs):
+            inputs = self._fixups(op, inputs, device, dtype)
+            with torch.no_grad(), self.tm.pinned(device, dtype):
+                return _as_tuple(fn(**inputs))
+
+        return forward
+
+    def vjp_impl(self, op, device, dtype):
+        fn, wrt = self._functions[op.function]
+        torch = self.torch
+
+        def vjp(cotangents, **inputs):
+            inputs = self._fixups(op, inputs, device, dtype)
+            primals = {
+                k: tree_map(lambda t: t.detach().requires_grad_(), inputs[k]) for k in wrt if inputs.get(k) is not None
+            }
+            leaves = []
+            tree_map(leaves.append, primals)
+            with torch.enable_grad(), self.tm.pinned(device, dtype):
+                outputs = _as_tuple(fn(**{**inputs, **primals}))
+                used = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+                grads = torch.autograd.grad(
+                    [o for o, _ in used], leaves, [c for _, c in used], allow_unused=True
+                ) if used else [None] * len(leaves)
+            filled = iter([torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)])
+            return tree_map(lambda _: next(filled), primals)
+
+        return vjp
+
+    # --- timing, memory, metadata ----------------------------------------------------
+
+    def synchronize(self, device):
+        if device.startswith("cuda"):
+            self.torch.cuda.synchronize()
+
+    def reset_peak_memory(self, device):
+        if device.startswith("cuda"):
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def peak_memory(self, device):
+        """Peak bytes allocated by PyTorch's CUDA allocator since :meth:`reset_peak_memory`; ``None`` on CPU."""
+        return int(self.torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
+
+    def device_name(self, device):
+        return self.torch.cuda.get_device_name() if device.startswith("cuda") else super().device_name(device)
+
+    def versions(self):
+        torch = self.torch
+        versions = {"torch": torch.__version__, "numpy": np.__version__}
+        if torch.version.cuda:
+            versions["cuda"] = torch.version.cuda
+        if torch.backends.cudnn.is_available():
+            versions["cudnn"] = torch.backends.cudnn.version()
+        if torch.cuda.is_available():
+            versions["tf32_defaults"] = self.tm.tf32_defaults()
+        return versions
+
+    def math_mode(self, device, dtype):
+        """``"tf32"`` for float32 on ``cuda:tf32``, else ``"ieee"``: the mode every call runs in."""
+        return self.tm.math_mode(device, dtype)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+class TorchCompileBackend(TorchBackend):
+    """``torch`` with each masked cell step compiled by ``torch.compile`` (``dynamic=True``).
+
+    The time loop stays in Python (compiling an unrolled loop of ``T`` steps
+    would take minutes per shape); the step, the cell's matmuls and gates and
+    the ragged-batch select, is one graph per cell, dtype, device and
+    grad mode. The sequence loss and embedding ops have no time loop: they
+    are not compiled here (unsupported, with that reason; ``torch`` runs
+    them), which keeps this backend's conformance to about a minute of
+    compiling.
+    """
+
+    name = "torch-compile"
+
+    def __init__(self):
+        super().__init__()
+        self._problems: dict = {}
+
+    def _recurrent_functions(self):
+        from .torch_cells import Recurrent
+
+        return Recurrent(compile=self._compile).functions()
+
+    def _compile(self, fn):
+        """``torch.compile(fn, dynamic=True)``, done at the first call (importing inductor takes seconds)."""
+        compiled = []
+
+        def call(*args):
+            if not compiled:
+                compiled.append(self._compiled(fn))
+            return compiled[0](*args)
+
+        return call
+
+    def _compiled(self, fn):
+        import torch._dynamo
+
+        # Graphs per step function: dtypes × devices × (inference, training) exceeds dynamo's default of 8.
+        config = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+        setattr(config, limit, max(getattr(config, limit), 128))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch's own, raised while importing inductor
+            return self.torch.compile(fn, dynamic=True)
+
+    def support_reason(self, op, device, dtype):
+        if op.function not in _RECURRENT:
+            return (
+                f"{self.name}: only the recurrent cells are compiled; op {op.name!r} has no time loop and "
+                f"runs eagerly in backend 'torch' (compiling it here would only add compile time)"
+            )
+        kind = self.tm.torch_device(device)
+        if kind not in self._problems:
+            self._problems[kind] = self._compile_problem(kind)
+        return self._problems[kind]
+
+    def _compile_problem(self, kind: str) -> str:
+        """Why ``torch.compile`` cannot run on this device kind here ("" = it can)."""
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            return f"{self.name}: torch.compile is not supported on this platform/Python"
+        if kind == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+            return f"{self.name}: torch.compile's CPU code generation needs a C++ compiler (g++ or clang++), none found"
+        if kind == "cuda":
+            from torch.utils._triton import has_triton
+
+            if not has_triton():
+                return f"{self.name}: torch.compile's GPU code generation needs triton, which is not installed"
+        return ""
+
+
+class TorchNativeBackend(TorchBackend):
+    """PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) with the notes' parameters packed in."""
+
+    name = "torch-native"
+
+    def _recurrent_functions(self):
+        from .torch_native import Native
+
+        return Native().functions()
+
+    def support_reason(self, op, device, dtype):
+        cell = op.fixed.get("cell", op.function)
+        if cell == "gru" and op.fixed.get("variant", "notes") != "reset_after":
+            return (
+                f"{self.name}: nn.GRU computes the GRU variant 'reset_after' (reset applied after the matmul, "
+                f"biases, update gate 1 - z), not the notes' GRU; see op 'gru_reset_after'"
+            )
+        return ""

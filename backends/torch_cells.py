@@ -1,0 +1,197 @@
+"""The notes' recurrent cells in PyTorch, one line per equation, and the time loop they run in.
+
+Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
+``(B, H)``, ``lengths: (B,)`` (a padded step keeps the state and emits zeros,
+a length-0 sequence returns its initial state), ``reverse`` reads each
+sequence backwards over its own valid steps. Batches are rows, so the notes'
+``W h`` is ``mv(W, h) = h @ W.T``.
+
+Initial states are tensors here (the backend turns ``None`` into zeros, so
+they get gradients too). :class:`Recurrent` runs the cells eagerly, or, given
+a ``compile`` wrapper, runs each masked cell step as one compiled function.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+σ = torch.sigmoid
+
+
+def mv(W, v):
+    """``W v`` for every row ``v`` of a batch: ``(B, n) -> (B, m)`` for ``W: (m, n)``."""
+    return v @ W.T
+
+
+def rnn_step(p, x, state):
+    """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)``."""
+    (h_prev,) = state
+    h = torch.tanh(mv(p["W_h"], h_prev) + mv(p["W_x"], x) + p["b"])
+    return (h,)
+
+
+def lstm_step(p, x, state):
+    """The notes' six LSTM equations."""
+    h_prev, C_prev = state
+    f = σ(mv(p["W_fh"], h_prev) + mv(p["W_fx"], x) + p["b_f"])
+    i = σ(mv(p["W_ih"], h_prev) + mv(p["W_ix"], x) + p["b_i"])
+    o = σ(mv(p["W_oh"], h_prev) + mv(p["W_ox"], x) + p["b_o"])
+    C_tilde = torch.tanh(mv(p["W_Ch"], h_prev) + mv(p["W_Cx"], x) + p["b_C"])
+    C = f * C_prev + i * C_tilde
+    h = o * torch.tanh(C)
+    return (h, C)
+
+
+def gru_step(p, x, state):
+    """The notes' GRU (no biases, reset applied to ``h_{t-1}`` before the matmul)."""
+    (h_prev,) = state
+    z = σ(mv(p["W_zh"], h_prev) + mv(p["W_zx"], x))
+    r = σ(mv(p["W_rh"], h_prev) + mv(p["W_rx"], x))
+    h_tilde = torch.tanh(mv(p["W_hh"], r * h_prev) + mv(p["W_hx"], x))
+    h = (1 - z) * h_prev + z * h_tilde
+    return (h,)
+
+
+def gru_reset_after_step(p, x, state):
+    """GRU variant ``reset_after`` (cuDNN/PyTorch), in the notes' ``z`` convention."""
+    (h_prev,) = state
+    z = σ(mv(p["W_zx"], x) + p["b_zx"] + mv(p["W_zh"], h_prev) + p["b_zh"])
+    r = σ(mv(p["W_rx"], x) + p["b_rx"] + mv(p["W_rh"], h_prev) + p["b_rh"])
+    h_tilde = torch.tanh(mv(p["W_hx"], x) + p["b_hx"] + r * (mv(p["W_hh"], h_prev) + p["b_hh"]))
+    h = (1 - z) * h_prev + z * h_tilde
+    return (h,)
+
+
+STEPS = {
+    ("rnn", "notes"): rnn_step,
+    ("lstm", "notes"): lstm_step,
+    ("gru", "notes"): gru_step,
+    ("gru", "reset_after"): gru_reset_after_step,
+}
+
+
+def step_key(cell: str, variant: str = "notes") -> tuple[str, str]:
+    """The :data:`STEPS` key of ``cell`` (``variant`` only distinguishes GRUs)."""
+    return (cell, variant if cell == "gru" else "notes")
+
+
+def masked(step: Callable) -> Callable:
+    """``step`` on a ragged batch: ``s_t = m_t ? cell(x_t, s_{t-1}) : s_{t-1}``, ``y_t = m_t ? h_t : 0``.
+
+    ``m: (B, 1)`` bool, or ``None`` when every step is valid. Selecting (not
+    ``m s' + (1 - m) s``) keeps the state bit-exact and costs one op per state.
+    """
+
+    def step_masked(p, x, state, m):
+        new = step(p, x, state)
+        if m is None:
+            return new, new[0]
+        return tuple(torch.where(m, n, s) for n, s in zip(new, state)), torch.where(m, new[0], 0)
+
+    return step_masked
+
+
+def reverse_within_lengths(a, lengths):
+    """Reverse ``a: (T, B, ...)`` in time, each sequence over its first ``lengths[b]`` steps.
+
+    Padded steps stay where they are; the map is its own inverse.
+    """
+    if lengths is None:
+        return a.flip(0)
+    t = torch.arange(a.shape[0], device=a.device)[:, None]  # (T, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+    return a.gather(0, index.reshape(index.shape + (1,) * (a.ndim - 2)).expand_as(a))
+
+
+def valid_mask(steps: int, lengths, batch: int, device) -> torch.Tensor:
+    """``m[t, b] = t < lengths[b]``: ``(T, B, 1)`` bool (all true when ``lengths`` is ``None``)."""
+    if lengths is None:
+        return torch.ones((steps, batch, 1), dtype=torch.bool, device=device)
+    return (torch.arange(steps, device=device)[:, None] < lengths)[..., None]
+
+
+def scan(step_masked, p, x, state0: tuple, lengths=None, reverse=False, always_mask=False):
+    """Run a :func:`masked` step over ``x: (T, B, I)`` from ``state0``: ``(y (T, B, H), state_T)``."""
+    if reverse:
+        x = reverse_within_lengths(x, lengths)
+    T, B = x.shape[:2]
+    m = valid_mask(T, lengths, B, x.device) if lengths is not None or always_mask else None
+    state, ys = tuple(state0), []
+    for t in range(T):
+        state, y_t = step_masked(p, x[t], state, None if m is None else m[t])
+        ys.append(y_t)
+    y = torch.stack(ys)  # (T, B, H)
+    if reverse:
+        y = reverse_within_lengths(y, lengths)
+    return y, state
+
+
+# Reference function name -> the arguments of its gradient dict (``c0`` only where given, i.e. for LSTMs).
+WRT = {
+    "rnn": ("x", "h0", "params"),
+    "lstm": ("x", "h0", "c0", "params"),
+    "gru": ("x", "h0", "params"),
+    "bidirectional": ("x", "h0", "c0", "params_fwd", "params_bwd"),
+    "stacked": ("x", "h0", "c0", "params"),
+}
+
+
+def state_args(cell: str, h0, c0) -> tuple:
+    """The initial states a cell reads: ``(h0,)``, or ``(h0, c0)`` for an LSTM."""
+    return (h0, c0) if cell == "lstm" else (h0,)
+
+
+class Recurrent:
+    """The reference's recurrent functions (same names and arguments) over eager or compiled steps.
+
+    ``compile(fn) -> fn`` wraps each masked cell step (``None``: eager). A
+    compiled step always gets a mask (all true without ``lengths``), so one
+    graph serves ragged and full batches.
+    """
+
+    def __init__(self, compile: Callable | None = None):
+        wrap = compile or (lambda fn: fn)
+        self.steps = {key: wrap(masked(step)) for key, step in STEPS.items()}
+        self.always_mask = compile is not None
+
+    def layer(self, cell, variant, x, params, states, lengths=None, reverse=False):
+        """One cell over one sequence: ``(y, state_T)``."""
+        step = self.steps[step_key(cell, variant)]
+        return scan(step, params, x, states, lengths, reverse, self.always_mask)
+
+    def rnn(self, x, params, h0, lengths=None, reverse=False):
+        """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)`` over a sequence: ``(y, h_T)``."""
+        y, state = self.layer("rnn", "notes", x, params, (h0,), lengths, reverse)
+        return (y, *state)
+
+    def lstm(self, x, params, h0, c0, lengths=None, reverse=False):
+        """The notes' LSTM over a sequence: ``(y, h_T, C_T)``."""
+        y, state = self.layer("lstm", "notes", x, params, (h0, c0), lengths, reverse)
+        return (y, *state)
+
+    def gru(self, x, params, h0, lengths=None, reverse=False, variant="notes"):
+        """A GRU (``variant`` ``"notes"`` or ``"reset_after"``) over a sequence: ``(y, h_T)``."""
+        y, state = self.layer("gru", variant, x, params, (h0,), lengths, reverse)
+        return (y, *state)
+
+    def bidirectional(self, cell, x, params_fwd, params_bwd, h0, c0=None, lengths=None, variant="notes"):
+        """``y_t = [h→_t ; h←_t]``, ``h←`` read over each reversed sequence; states ``(2, B, H)``."""
+        s0 = state_args(cell, h0, c0)
+        y_f, s_f = self.layer(cell, variant, x, params_fwd, tuple(s[0] for s in s0), lengths, False)
+        y_b, s_b = self.layer(cell, variant, x, params_bwd, tuple(s[1] for s in s0), lengths, True)
+        return (torch.cat([y_f, y_b], dim=-1), *(torch.stack(pair) for pair in zip(s_f, s_b)))
+
+    def stacked(self, cell, x, params, h0, c0=None, lengths=None, reverse=False, variant="notes"):
+        """``h^(l)_t = cell(h^(l)_{t-1}, h^(l-1)_t)``, ``h^(0)_t = x_t``; states ``(L, B, H)``."""
+        s0 = state_args(cell, h0, c0)
+        finals = []
+        for layer, p in enumerate(params):
+            x, state = self.layer(cell, variant, x, p, tuple(s[layer] for s in s0), lengths, reverse)
+            finals.append(state)
+        return (x, *(torch.stack(per_layer) for per_layer in zip(*finals)))
+
+    def functions(self) -> dict:
+        """Reference function name -> (function, names of the arguments it is differentiated w.r.t.)."""
+        return {name: (getattr(self, name), wrt) for name, wrt in WRT.items()}

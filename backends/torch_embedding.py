@@ -1,0 +1,129 @@
+"""The word-embedding ops in PyTorch: lookup, full softmax, word2vec losses, the GloVe cost.
+
+Same conventions as :mod:`seqbench.reference.embedding`: ``E: (V, d)`` with
+row ``w`` the vector ``e_w``; ``E_out=None`` ties the output matrix to
+``E_in`` (autograd then sums both uses into one gradient, as the reference
+does). A corpus is ``w: (T,)`` word ids and ``c`` the window half-width; the
+context pairs (index bookkeeping, no arithmetic) come from the reference's
+:func:`~seqbench.reference.embedding.context_pairs`. Shared by every torch
+backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seqbench.reference.embedding import context_pairs
+
+
+def _tied(E_in, E_out):
+    return E_in if E_out is None else E_out
+
+
+def embedding_lookup(E, ids):
+    """``e_w = E[w]`` for every id: ``(...) -> (..., d)``."""
+    return E[ids]
+
+
+def embedding_one_hot(E, ids):
+    """``e_w = E o_w``, the one-hot product (``o_w @ E`` for rows ``E: (V, d)``)."""
+    return torch.nn.functional.one_hot(ids, E.shape[0]).to(E.dtype) @ E
+
+
+def softmax_prob(E_in, E_out, w_i):
+    """``p(w_o|w_i) = exp(e_{w_o}·e_{w_i}) / Σ_{w∈V} exp(e_w·e_{w_i})`` for every ``w_o``: ``(..., V)``."""
+    return torch.softmax(E_in[w_i] @ _tied(E_in, E_out).T, dim=-1)
+
+
+def _pairs(w, c):
+    """The context pairs ``(t, t + j)``, ``1 ≤ |j| ≤ c``, inside the corpus, as index tensors on ``w``'s device."""
+    t, u = context_pairs(len(w), c)
+    return torch.as_tensor(t, device=w.device), torch.as_tensor(u, device=w.device)
+
+
+def _log_p(u, E_out):
+    """``log p(·|u) = log softmax(u E_outᵀ)`` for input vectors ``u: (T, d)``: ``(T, V)``."""
+    return torch.log_softmax(u @ E_out.T, dim=-1)
+
+
+def skipgram_loss(E_in, E_out, corpus_ids, c):
+    """Skip-gram: ``L = -(1/T) Σ_t Σ_{-c≤j≤c, j≠0} log p(w_{t+j}|w_t)``."""
+    w = corpus_ids
+    t, u = _pairs(w, c)
+    return -_log_p(E_in[w], _tied(E_in, E_out))[t, w[u]].sum() / len(w)
+
+
+def cbow_pairwise_loss(E_in, E_out, corpus_ids, c):
+    """CBOW as the notes write it: ``L = -(1/T) Σ_t Σ_{-c≤j≤c, j≠0} log p(w_t|w_{t+j})``."""
+    w = corpus_ids
+    t, u = _pairs(w, c)
+    return -_log_p(E_in[w], _tied(E_in, E_out))[u, w[t]].sum() / len(w)
+
+
+def cbow_loss(E_in, E_out, corpus_ids, c):
+    """word2vec's CBOW: ``L = -(1/T) Σ_t log p(w_t|h_t)``, ``h_t = (1/|C_t|) Σ_{u∈C_t} e_{w_u}``.
+
+    ``h_t`` is the mean input vector of the context ``C_t`` of position ``t``.
+    """
+    w, T = corpus_ids, len(corpus_ids)
+    t, u = _pairs(w, c)
+    n = torch.bincount(t, minlength=T).to(E_in.dtype)  # |C_t| ≥ 1 since T ≥ 2
+    h = E_in.new_zeros((T, E_in.shape[1])).index_add(0, t, E_in[w[u]]) / n[:, None]  # (T, d)
+    return -_log_p(h, _tied(E_in, E_out))[torch.arange(T, device=w.device), w].sum() / T
+
+
+def negative_sampling_loss(e_i, e_o, e_neg):
+    """``L = -Σ log σ(e_o·e_i) - Σ Σ_{w~P_n} log σ(-e_w·e_i)``.
+
+    The notes' second sum has a sign slip, corrected here as in the reference.
+    """
+    x = (e_o * e_i).sum(dim=-1)  # (B,)    e_o·e_i
+    y = torch.einsum("bkd,bd->bk", e_neg, e_i)  # (B, K)  e_w·e_i
+    return -torch.nn.functional.logsigmoid(x).sum() - torch.nn.functional.logsigmoid(-y).sum()
+
+
+def negative_sampling_lookup_loss(E_in, E_out, w_i, w_o, w_neg):
+    """Negative sampling on word ids: ``e_i = E_in[w_i]``, ``e_o = E_out[w_o]``, ``e_w = E_out[w_neg]``."""
+    E_out = _tied(E_in, E_out)
+    return negative_sampling_loss(E_in[w_i], E_out[w_o], E_out[w_neg])
+
+
+def _entries(X, like):
+    """``(i, j, X_ij)`` of the positive entries of ``X`` (a dense tensor or a scipy sparse matrix)."""
+    if hasattr(X, "tocoo"):
+        X = X.tocoo()
+        X.sum_duplicates()
+        keep = X.data > 0
+        i, j, x = (np.asarray(a)[keep] for a in (X.row, X.col, X.data))
+        return (torch.as_tensor(a, device=like.device) for a in (i, j, x.astype(np.float64)))
+    i, j = torch.nonzero(X > 0, as_tuple=True)  # f(0) = 0: zero entries are skipped, never log 0
+    return i, j, X[i, j]
+
+
+def glove_cost(X, theta, e, b, b_prime, x_max=100, alpha=0.75):
+    """``J = ½ Σ_{i,j} f(X_ij)(θ_i·e_j + b_i + b'_j - log X_ij)²`` over the nonzero ``X_ij``.
+
+    ``f(x) = min(1, (x/x_max)^α)``; zero entries (``f(0) = 0``) are skipped, never ``log 0``.
+    """
+    i, j, x = _entries(X, theta)
+    x = x.to(theta.dtype)
+    f = torch.clamp((x / x_max) ** alpha, max=1)
+    r = (theta[i] * e[j]).sum(dim=-1) + b[i] + b_prime[j] - torch.log(x)
+    return 0.5 * (f * r**2).sum()
+
+
+_MATRICES = ("E_in", "E_out")
+
+# Reference function name -> (function, names of the arguments it is differentiated w.r.t.).
+FUNCTIONS = {
+    "embedding_lookup": (embedding_lookup, ("E",)),
+    "embedding_one_hot": (embedding_one_hot, ("E",)),
+    "softmax_prob": (softmax_prob, _MATRICES),
+    "skipgram_loss": (skipgram_loss, _MATRICES),
+    "cbow_pairwise_loss": (cbow_pairwise_loss, _MATRICES),
+    "cbow_loss": (cbow_loss, _MATRICES),
+    "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
+    "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _MATRICES),
+    "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
+}
