@@ -1,4 +1,4 @@
-"""The notes' recurrent cells in PyTorch, one line per equation, and the time loop they run in.
+"""The time loop the notes' recurrent cells run in, in PyTorch (the cells: :mod:`.cell_equations`).
 
 Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
 ``(B, H)``, ``lengths: (B,)`` (a padded step keeps the state and emits zeros,
@@ -17,59 +17,9 @@ from typing import Callable
 
 import torch
 
-σ = torch.sigmoid
+from .cell_equations import steps_for
 
-
-def mv(W, v):
-    """``W v`` for every row ``v`` of a batch: ``(B, n) -> (B, m)`` for ``W: (m, n)``."""
-    return v @ W.T
-
-
-def rnn_step(p, x, state):
-    """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)``."""
-    (h_prev,) = state
-    h = torch.tanh(mv(p["W_h"], h_prev) + mv(p["W_x"], x) + p["b"])
-    return (h,)
-
-
-def lstm_step(p, x, state):
-    """The notes' six LSTM equations."""
-    h_prev, C_prev = state
-    f = σ(mv(p["W_fh"], h_prev) + mv(p["W_fx"], x) + p["b_f"])
-    i = σ(mv(p["W_ih"], h_prev) + mv(p["W_ix"], x) + p["b_i"])
-    o = σ(mv(p["W_oh"], h_prev) + mv(p["W_ox"], x) + p["b_o"])
-    C_tilde = torch.tanh(mv(p["W_Ch"], h_prev) + mv(p["W_Cx"], x) + p["b_C"])
-    C = f * C_prev + i * C_tilde
-    h = o * torch.tanh(C)
-    return (h, C)
-
-
-def gru_step(p, x, state):
-    """The notes' GRU (no biases, reset applied to ``h_{t-1}`` before the matmul)."""
-    (h_prev,) = state
-    z = σ(mv(p["W_zh"], h_prev) + mv(p["W_zx"], x))
-    r = σ(mv(p["W_rh"], h_prev) + mv(p["W_rx"], x))
-    h_tilde = torch.tanh(mv(p["W_hh"], r * h_prev) + mv(p["W_hx"], x))
-    h = (1 - z) * h_prev + z * h_tilde
-    return (h,)
-
-
-def gru_reset_after_step(p, x, state):
-    """GRU variant ``reset_after`` (cuDNN/PyTorch), in the notes' ``z`` convention."""
-    (h_prev,) = state
-    z = σ(mv(p["W_zx"], x) + p["b_zx"] + mv(p["W_zh"], h_prev) + p["b_zh"])
-    r = σ(mv(p["W_rx"], x) + p["b_rx"] + mv(p["W_rh"], h_prev) + p["b_rh"])
-    h_tilde = torch.tanh(mv(p["W_hx"], x) + p["b_hx"] + r * (mv(p["W_hh"], h_prev) + p["b_hh"]))
-    h = (1 - z) * h_prev + z * h_tilde
-    return (h,)
-
-
-STEPS = {
-    ("rnn", "notes"): rnn_step,
-    ("lstm", "notes"): lstm_step,
-    ("gru", "notes"): gru_step,
-    ("gru", "reset_after"): gru_reset_after_step,
-}
+STEPS = steps_for(torch.tanh, torch.sigmoid)  # the notes' cells, see backends/cell_equations.py
 
 
 def step_key(cell: str, variant: str = "notes") -> tuple[str, str]:
