@@ -209,8 +209,11 @@ class JaxBackend(Backend):
         return versions
 
     def math_mode(self, device, dtype):
-        """The matmul precision in effect: ``"default"`` or ``"highest"``."""
-        return self.precision
+        """The math in effect, with the matmul precision setting: at ``"default"``
+        precision XLA runs float32 matmuls on a GPU in TF32; on the CPU, and at
+        ``"highest"``, they are IEEE float32."""
+        tf32 = device.startswith("cuda") and dtype == "float32" and self.precision == "default"
+        return f"{'tf32' if tf32 else 'ieee'} (precision={self.precision})"
 
 
 class JaxHighestBackend(JaxBackend):

@@ -24,17 +24,18 @@ def _repro(case, kind):
 
 def _compare(case, kind, actual: dict, expected: dict, record):
     gradient = kind == "vjp"
-    budget = tolerance.budget(case.op, case.shape, case.dtype, gradient)
-    errors = {"/".join(map(str, path)): tolerance.error_in_eps(_at(actual, path), leaf, case.dtype)
+    unit = tolerance.precision(case.dtype, registry.backend(case.backend).math_mode(case.device, case.dtype))
+    budget = tolerance.budget(case.op, case.shape, unit, gradient)
+    errors = {"/".join(map(str, path)): tolerance.error_in_eps(_at(actual, path), leaf, unit)
               for path, leaf in leaves(expected) if isinstance(leaf, np.ndarray) or np.isscalar(leaf)}
     worst = max(errors, key=errors.get)
     passed = errors[worst] <= budget
     record(kind=kind, backend=case.backend, device=case.device, dtype=case.dtype, op=case.op.name,
            variant=case.op.variant, shape=str(case.shape), **{k: v for k, v in case.shape.items()},
-           passed=passed, max_err_eps=errors[worst], budget_eps=budget, worst=worst)
+           passed=passed, max_err_eps=errors[worst], budget_eps=budget, eps_unit=unit, worst=worst)
     assert passed, (
         f"{case.op.name} {kind} on {case.backend}/{case.device}/{case.dtype}: output {worst!r} is "
-        f"{errors[worst]:.3g} eps from the float64 reference, budget {budget:.3g} eps. {_repro(case, kind)}"
+        f"{errors[worst]:.3g} eps ({unit}) from the float64 reference, budget {budget:.3g} eps. {_repro(case, kind)}"
     )
 
 

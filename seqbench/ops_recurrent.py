@@ -55,9 +55,9 @@ def _cell_inputs(cell_name, variant=None):
     return make
 
 
-def _bidirectional_inputs(cell_name):
+def _bidirectional_inputs(cell_name, variant):
     def make(s, rng):
-        cell = cell_for(cell_name)
+        cell = cell_for(cell_name, variant)
         return {
             "x": rng.standard_normal((s["T"], s["B"], s["I"])),
             "params_fwd": _params(cell, s["I"], s["H"], rng),
@@ -69,9 +69,9 @@ def _bidirectional_inputs(cell_name):
     return make
 
 
-def _stacked_inputs(cell_name):
+def _stacked_inputs(cell_name, variant):
     def make(s, rng):
-        cell = cell_for(cell_name)
+        cell = cell_for(cell_name, variant)
         L = s.get("L", 2)
         return {
             "x": rng.standard_normal((s["T"], s["B"], s["I"])),
@@ -190,38 +190,39 @@ for _name, _cell, _fixed in (
     register(_cell_entry(_name, _cell, _fixed))
 
 
-for _cell in ("rnn", "lstm", "gru"):
-    _fixed = {"cell": _cell, **({"variant": "notes"} if _cell == "gru" else {})}
+for _cell, _variant in (("rnn", "notes"), ("lstm", "notes"), ("gru", "notes"), ("gru", "reset_after")):
+    _fixed = {"cell": _cell, **({"variant": _variant} if _cell == "gru" else {})}
+    _suffix = "_reset_after" if _variant == "reset_after" else ""
     flops, nbytes = _model(_cell, lambda s: [(s["I"], s["H"])] * 2)
     register(Op(
-        name=f"bidirectional_{_cell}",
+        name=f"bidirectional_{_cell}{_suffix}",
         function="bidirectional",
         fixed=_fixed,
         outputs=("y", "h_T", "C_T") if _cell == "lstm" else ("y", "h_T"),
-        make_inputs=_bidirectional_inputs(_cell),
+        make_inputs=_bidirectional_inputs(_cell, _variant),
         shapes=SHAPES[:1] + SHAPES[2:],
         large_shapes=LARGE_SHAPES,
         flops=flops, bytes=nbytes,
         fan_in=lambda s: s["H"] + s["I"], steps=lambda s: s["T"], tokens=lambda s: s["T"] * s["B"],
         output_shapes=_output_shapes(_cell, "bidirectional"),
-        variant="notes", bad_inputs=_bad_recurrent,
-        doc=f"bidirectional {_cell.upper()}: forward and reversed passes, outputs concatenated",
+        variant=_variant, bad_inputs=_bad_recurrent,
+        doc=f"bidirectional {_cell.upper()}{_suffix}: forward and reversed passes, outputs concatenated",
     ))
     flops, nbytes = _model(_cell, lambda s: [(s["I"], s["H"])] + [(s["H"], s["H"])] * (s.get("L", 2) - 1))
     register(Op(
-        name=f"stacked_{_cell}",
+        name=f"stacked_{_cell}{_suffix}",
         function="stacked",
         fixed=_fixed,
         outputs=("y", "h_T", "C_T") if _cell == "lstm" else ("y", "h_T"),
-        make_inputs=_stacked_inputs(_cell),
+        make_inputs=_stacked_inputs(_cell, _variant),
         shapes=tuple({**s, "L": 2} for s in SHAPES),
         large_shapes=tuple({**s, "L": 2} for s in LARGE_SHAPES),
         flops=flops, bytes=nbytes,
         fan_in=lambda s: 2 * s["H"] + s["I"], steps=lambda s: s["T"] * s.get("L", 2),
         tokens=lambda s: s["T"] * s["B"],
         output_shapes=_output_shapes(_cell, "stacked"),
-        variant="notes", bad_inputs=_bad_recurrent,
-        doc=f"deep {_cell.upper()}: L stacked layers, each reading the outputs of the one below",
+        variant=_variant, bad_inputs=_bad_recurrent,
+        doc=f"deep {_cell.upper()}{_suffix}: L stacked layers, each reading the outputs of the one below",
     ))
 
 

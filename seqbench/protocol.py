@@ -53,6 +53,17 @@ def tree_map(fn: Callable, tree):
     return fn(tree)
 
 
+def _lists_as_arrays(inputs: dict) -> dict:
+    """Plain lists of numbers (``lengths=[3, 2]``) as arrays, as the reference reads them;
+    lists of parameter dicts (a stack's ``params``) stay lists."""
+    out = {}
+    for name, value in inputs.items():
+        if isinstance(value, (list, tuple)) and not any(isinstance(v, dict) for v in value):
+            value = np.asarray(value)
+        out[name] = value
+    return out
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 
@@ -130,7 +141,7 @@ class Backend:
         validate.choice("dtype", dtype, DTYPES)
         if not isinstance(device, str):
             raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
-        op, inputs = catalog.resolve(op_name, inputs)
+        op, inputs = catalog.resolve(op_name, _lists_as_arrays(inputs))
         reference.check(op.function, **inputs)
         support = self.supports(op, device, dtype)
         if not support:

@@ -16,7 +16,9 @@ feeds each step's error into the next, so::
     budget = BASE[dtype] · √(fan_in · steps) · (GRADIENT_FACTOR for gradients)
 
 ``BASE`` is ~``torch.testing``'s default rtol in eps units (float32: 1.3e-6 ≈
-11 eps); ``fan_in`` and ``steps`` come from the op's catalog entry.
+11 eps); ``fan_in`` and ``steps`` come from the op's catalog entry. A float32 run in
+a TF32 math mode (cuDNN/cuBLAS TF32, JAX's default GPU precision) is measured
+in TF32's eps (:func:`precision`): it is checked as the arithmetic it is.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ EPS = {
     "float32": float(np.finfo(np.float32).eps),
     "float16": float(np.finfo(np.float16).eps),
     "bfloat16": 2.0**-7,
+    "tf32": 2.0**-10,  # float32 storage, matmul inputs rounded to 10 mantissa bits
 }
-BASE = {"float64": 4.0, "float32": 4.0, "float16": 16.0, "bfloat16": 16.0}
+BASE = {"float64": 4.0, "float32": 4.0, "float16": 16.0, "bfloat16": 16.0, "tf32": 16.0}
 GRADIENT_FACTOR = 4.0
+
+
+def precision(dtype: str, math_mode: str = "ieee") -> str:
+    """The unit errors are measured in: the dtype, or ``"tf32"`` for float32 run in a TF32 math mode."""
+    return "tf32" if dtype == "float32" and math_mode.startswith("tf32") else dtype
 
 
 def round_to(array: np.ndarray, dtype: str) -> np.ndarray:

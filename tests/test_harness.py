@@ -71,7 +71,7 @@ def test_conformance_catches_a_wrong_equation_and_a_small_error(plugins, pyteste
     outcomes = result.parseoutcomes()
     # every gru and rnn forward case fails (float32 and float64, 3 shapes each); nothing else runs
     assert outcomes.get("failed") == 12 and "passed" not in outcomes
-    result.stdout.fnmatch_lines(["*gru forward on wrong-gru/cpu/float64: output 'y' is * eps from the float64 reference*"])
+    result.stdout.fnmatch_lines(["*gru forward on wrong-gru/cpu/float64: output 'y' is * eps (float64) from the float64 reference*"])
 
 
 def test_conformance_skips_an_unavailable_backend_with_its_reason(plugins, pytester):
@@ -88,9 +88,10 @@ def test_run_resolves_the_gru_variant_and_rejects_contradictions():
     expected = seqbench.reference.gru(**inputs)
     got = be.run("gru", dtype="float64", **inputs)  # inputs carry variant="reset_after"
     np.testing.assert_array_equal(got[0], expected[0])
-    with pytest.raises(ValueError, match="op 'bidirectional_gru' computes cell='gru', variant='notes'"):
-        be.run("bidirectional_gru", **{**catalog.get("bidirectional_gru").inputs({"T": 2, "B": 1, "I": 1, "H": 2}),
-                                       "variant": "reset_after"})
+    op, resolved = catalog.resolve("bidirectional_gru", {"variant": "reset_after"})
+    assert op.name == "bidirectional_gru_reset_after"
+    with pytest.raises(ValueError, match="op 'gru' computes variant='notes'; got {'variant': 'reset_before'}"):
+        be.run("gru", **{**inputs, "variant": "reset_before"})
 
 
 def test_run_reports_unsupported_device_and_dtype():
@@ -137,3 +138,26 @@ def test_corrupt_results_file_is_reported_with_its_line(tmp_path):
     path.write_text('{"a": 1}\n{oops\n')
     with pytest.raises(ValueError, match="bad.jsonl:2: not a JSON line"):
         results.read_jsonl(path)
+
+
+def test_tf32_runs_are_measured_in_tf32_eps():
+    from seqbench import tolerance
+
+    assert tolerance.precision("float32", "tf32") == "tf32"
+    assert tolerance.precision("float32", "tf32 (precision=default)") == "tf32"
+    assert tolerance.precision("float32", "ieee") == "float32"
+    assert tolerance.precision("float64", "tf32") == "float64"
+    op = catalog.get("lstm")
+    shape = op.shapes[-1]
+    assert tolerance.budget(op, shape, "tf32") > tolerance.budget(op, shape, "float32")
+    r = np.linspace(-1, 1, 101)
+    assert tolerance.error_in_eps(r + 1e-4, r, "tf32") < tolerance.error_in_eps(r + 1e-4, r, "float32") / 1000
+
+
+def test_backends_take_plain_lists_as_the_reference_does():
+    op = catalog.get("rnn")
+    inputs = op.inputs({"T": 3, "B": 2, "I": 2, "H": 3})
+    as_lists = {**inputs, "x": inputs["x"].tolist(), "lengths": [3, 1]}
+    expected = seqbench.reference.rnn(**as_lists)
+    got = seqbench.backend("numpy").run("rnn", dtype="float64", **as_lists)
+    np.testing.assert_array_equal(got[0], expected[0])

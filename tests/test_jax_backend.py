@@ -101,7 +101,8 @@ def test_synchronize_waits_for_the_last_result(be):
 
 
 def test_metadata(be):
-    assert be.math_mode("cpu", "float32") == "default"
+    assert be.math_mode("cpu", "float32") == "ieee (precision=default)"
+    assert be.math_mode("cuda", "float32") == "tf32 (precision=default)"
     assert {"jax", "jaxlib"} <= set(be.versions())
     assert be.devices()[0] == "cpu" and be.peak_memory("cpu") is None
 
@@ -123,5 +124,5 @@ def test_gpu_devices_low_precision_and_memory(be):
     assert y.dtype == np.float32 and np.all(np.isfinite(y))
     assert be.peak_memory("cuda") is None or be.peak_memory("cuda") > 0
     highest = JaxHighestBackend()
-    assert highest.devices()[0] == "cuda" and highest.math_mode("cuda", "float32") == "highest"
+    assert highest.devices()[0] == "cuda" and highest.math_mode("cuda", "float32") == "ieee (precision=highest)"
     assert "dot_general" in highest.lower("lstm", device="cuda", **inputs).as_text()

@@ -1,0 +1,311 @@
+"""``seqbench bench``: the asv suite in ``benchmarks/`` over a grid, for the backends and devices here.
+
+It runs ``asv run --python=same`` (this interpreter, seqbench as installed)
+with ``--bench`` patterns that keep only the combinations that can run here:
+backends that import, their devices, their dtypes, and the ops each one
+implements. Everything else would only be skipped in setup; leaving it out
+saves asv a process per combination. asv's progress streams through.
+
+    seqbench bench                          # quick grid, one sample per benchmark
+    seqbench bench --grid mid --op lstm     # one op over the mid grid
+    seqbench bench --full --backend torch --device cuda --set-commit-hash HEAD
+
+Without ``--set-commit-hash`` asv shows the results and does not keep them
+(it still writes ``results/benchmarks.json`` and the machine's
+``machine.json``); with it they go to ``results/<machine>/`` for
+``asv publish`` and ``seqbench report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import catalog, registry
+from .protocol import BackendUnavailable
+
+MODULES = {"recurrent": "bench_recurrent", "composite": "bench_composite", "embedding": "bench_embedding"}
+
+
+class BenchError(ValueError):
+    """``seqbench bench`` cannot start; the message says why and what to do."""
+
+
+def add_command(subparsers) -> argparse.ArgumentParser:
+    """Add ``bench`` to the ``seqbench`` subcommands."""
+    p = subparsers.add_parser(
+        "bench", help="benchmark sweep through asv: time, memory, throughput per backend",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument("--quick", dest="grid", action="store_const", const="quick",
+                      help="the small grid, one sample per benchmark (asv --quick); the default")
+    grid.add_argument("--full", dest="grid", action="store_const", const="full",
+                      help="the full grid (seq_len 16-4096, hidden 64-2048, batch 1-512): meant for GPUs")
+    grid.add_argument("--grid", choices=("quick", "mid", "full"), help="choose the grid by name")
+    for name, what in (("op", "catalog op"), ("backend", "backend"), ("device", "device (cpu, cuda, ...)"),
+                       ("dtype", "dtype")):
+        p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
+    p.add_argument("--machine", help="asv machine name results are filed under (default: the host name); "
+                                     "created with `asv machine --yes` if unknown")
+    p.add_argument("--set-commit-hash", metavar="COMMIT",
+                   help="keep the results, recorded for COMMIT (e.g. HEAD) in the results directory")
+    p.add_argument("--results-dir", help="write asv results here instead of the config's results/")
+    p.add_argument("--config", help="asv.conf.json (default: found from the current directory up)")
+    p.add_argument("--launch-method", choices=("spawn", "forkserver"),
+                   help="how asv starts benchmark processes (default: forkserver where os.fork exists)")
+    p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
+    p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    p.set_defaults(func=_command)
+    return p
+
+
+def main(argv=None) -> int:
+    """``seqbench bench`` on its own (the CLI wires :func:`add_command` into ``seqbench``)."""
+    parser = argparse.ArgumentParser(prog="seqbench")
+    add_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(argv or [])])
+    return args.func(args)
+
+
+def _command(args) -> int:
+    try:
+        return run(args)
+    except BenchError as error:
+        print(f"seqbench bench: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _values(option) -> list[str]:
+    return [v.strip() for item in option or [] for v in item.split(",") if v.strip()]
+
+
+def find_config(path: str | None = None) -> Path:
+    """The asv config: ``path``, or ``asv.conf.json`` in the current directory or one above it."""
+    if path:
+        config = Path(path)
+        if not config.is_file():
+            raise BenchError(f"no asv config at {config}")
+        return config.resolve()
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "asv.conf.json").is_file():
+            return folder / "asv.conf.json"
+    raise BenchError("no asv.conf.json in this directory or above: run seqbench bench in the seqbench "
+                     "repository (the asv suite lives in its benchmarks/), or pass --config")
+
+
+def _load_config(config: Path) -> dict:
+    from asv import util
+
+    return util.load_json(str(config), js_comments=True)
+
+
+def suite_common(config: Path, conf: dict):
+    """The suite's ``benchmarks/common.py`` (grids and axes), loaded from its file."""
+    path = config.parent / conf.get("benchmark_dir", "benchmarks") / "common.py"
+    if not path.is_file():
+        raise BenchError(f"no benchmark suite at {path.parent} (benchmark_dir of {config})")
+    spec = importlib.util.spec_from_file_location("_seqbench_suite_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def select(common, grid: str, ops=(), backends=(), devices=(), dtypes=()):
+    """What can run here: ``{op: [(backend, device, dtype), ...]}`` and notes on what was left out.
+
+    Raises :class:`BenchError` for an unknown name or an empty selection.
+    """
+    notes = []
+    axis_backends = common.backends(grid)
+    for name in ops:
+        catalog.get(name)  # ValueError naming the ops there are
+    for name in backends:
+        if name not in registry.names():
+            raise BenchError(f"unknown backend {name!r}; backends: {', '.join(registry.names())}")
+        if name not in axis_backends:
+            raise BenchError(f"backend {name!r} is not on the {grid} grid's backend axis "
+                             f"({', '.join(axis_backends)}); {common.LEFT_OUT.get((grid, name), '')}"
+                             f"SEQBENCH_BACKENDS sets the axis")
+    for name in devices:
+        if name not in common.DEVICES:
+            raise BenchError(f"device must be one of {list(common.DEVICES)}, got {name!r}")
+    grid_dtypes = common.GRIDS[grid]["dtypes"]
+    for name in dtypes:
+        if name not in grid_dtypes:
+            raise BenchError(f"dtype must be one of {list(grid_dtypes)} on the {grid} grid, got {name!r}")
+
+    chosen = []
+    for name in backends or axis_backends:
+        try:
+            chosen.append(registry.backend(name))
+        except (BackendUnavailable, ValueError) as error:
+            if backends:
+                raise BenchError(f"backend {name!r} cannot run here: {error}") from None
+            notes.append(f"{name}: unavailable ({error})")
+
+    selection = {}
+    for op in catalog.ops().values():
+        if ops and op.name not in ops:
+            continue
+        points = []
+        for be in chosen:
+            for device in be.devices():
+                if device not in common.DEVICES or (devices and device not in devices):
+                    continue
+                for dtype in grid_dtypes:
+                    if (dtypes and dtype not in dtypes) or not be.supports(op, device, dtype):
+                        continue
+                    points.append((be.name, device, dtype))
+        if points:
+            selection[op.name] = points
+        elif ops:
+            notes.append(f"{op.name}: no selected backend, device and dtype supports it")
+    if not selection:
+        asked = ", ".join(f"{k}={v}" for k, v in (("op", ops), ("backend", backends), ("device", devices),
+                                                  ("dtype", dtypes)) if v) or "everything"
+        why = "; ".join(notes) or "no backend here supports the selected ops on the selected devices and dtypes"
+        raise BenchError(f"nothing to benchmark on the {grid} grid for {asked}: {why}")
+    return selection, notes
+
+
+#: benchmarks that only measure on accelerators: left out for the CPU (they would only be skipped)
+DEVICE_ONLY = ("track_device_peak_memory",)
+
+
+def patterns(common, selection: dict) -> list[str]:
+    """asv ``--bench`` patterns (one per op) matching ``module.op.method('backend', 'device', 'dtype', ...``."""
+    out = []
+    for name, points in selection.items():
+        module = MODULES[common.area(catalog.get(name))]
+        alternatives = []
+        for on_cpu in (True, False):
+            combos = "|".join(f"'{re.escape(b)}', '{re.escape(d)}', '{re.escape(t)}'"
+                              for b, d, t in points if (d == "cpu") == on_cpu)
+            if combos:
+                method = "(?!" + "|".join(DEVICE_ONLY) + r")[a-z_]+" if on_cpu else "[a-z_]+"
+                alternatives.append(rf"{method}\((?:{combos}),")
+        out.append(rf"^{module}\.{re.escape(name)}\.(?:{'|'.join(alternatives)})")
+    return out
+
+
+def count(common, grid: str, selection: dict) -> int:
+    """Benchmark processes asv will start: methods × selected points × shapes."""
+    methods = [m for m in dir(common._OpBenchmark) if m.startswith(("time_", "peakmem_", "track_"))]
+    total = 0
+    for name, points in selection.items():
+        params, _ = common.params_of(catalog.get(name), grid)
+        shapes = 1
+        for values in params[3:]:
+            shapes *= len(values)
+        for _, device, _ in points:
+            total += shapes * (len(methods) - (len(DEVICE_ONLY) if device == "cpu" else 0))
+    return total
+
+
+def _machine_file() -> Path:
+    return Path(os.path.expanduser("~/.asv-machine.json"))
+
+
+def ensure_machine(name: str | None) -> None:
+    """Create the asv machine entry (``asv machine --yes``) when it is missing, so asv never prompts."""
+    path = _machine_file()
+    known = {}
+    if path.is_file():
+        try:
+            known = {k: v for k, v in json.loads(path.read_text()).items() if k != "version"}
+        except ValueError:
+            known = {}
+    if (name or platform.node()) in known or (name is None and len(known) == 1):
+        return
+    command = [sys.executable, "-m", "asv", "machine", "--yes", *(["--machine", name] if name else [])]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise BenchError(f"`asv machine --yes` failed:\n{done.stdout}{done.stderr}")
+
+
+def _derived_config(config: Path, conf: dict, results_dir: str) -> Path:
+    """A copy of the config with absolute paths and another results directory."""
+    root = config.parent
+    derived = dict(conf)
+    derived.update(
+        repo=str((root / conf.get("repo", ".")).resolve()),
+        benchmark_dir=str((root / conf.get("benchmark_dir", "benchmarks")).resolve()),
+        results_dir=str(Path(results_dir).resolve()),
+        html_dir=str((Path(results_dir) / "html").resolve()),
+        env_dir=str((root / conf.get("env_dir", "env")).resolve()),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="seqbench-asv-"))
+    (folder / "asv.conf.json").write_text(json.dumps(derived, indent=2))
+    return folder / "asv.conf.json"
+
+
+def run(args) -> int:
+    if importlib.util.find_spec("asv") is None:
+        raise BenchError(f"asv is not installed in this Python ({sys.executable}); "
+                         "pip install 'seqbench[bench]' (asv >= 0.6)")
+    grid = args.grid or "quick"
+    config = find_config(args.config)
+    conf = _load_config(config)
+    common = suite_common(config, conf)
+    ops, backends, devices, dtypes = (_values(getattr(args, k)) for k in ("op", "backend", "device", "dtype"))
+    try:
+        selection, notes = select(common, grid, ops, backends, devices, dtypes)
+    except ValueError as error:
+        raise BenchError(str(error)) from None
+
+    points = sorted({p for ps in selection.values() for p in ps})
+    print(f"seqbench bench: {grid} grid, {len(selection)} ops, {count(common, grid, selection)} benchmark runs")
+    for backend in sorted({b for b, _, _ in points}):
+        combos = sorted({(d, t) for b, d, t in points if b == backend})
+        print(f"  {backend}: " + ", ".join(f"{d}/{t}" for d, t in combos))
+    for note in notes:
+        print(f"  left out: {note}")
+
+    launch = args.launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
+    run_config = _derived_config(config, conf, args.results_dir) if args.results_dir else config
+    command = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
+               f"--launch-method={launch}"]
+    if grid == "quick":
+        command.append("--quick")
+    if args.machine:
+        command.append(f"--machine={args.machine}")
+    if args.set_commit_hash:
+        command.append(f"--set-commit-hash={args.set_commit_hash}")
+    if args.show_stderr:
+        command.append("--show-stderr")
+    for pattern in patterns(common, selection):
+        command += ["--bench", pattern]
+    if args.dry_run:
+        print(f"would run: SEQBENCH_GRID={grid} {shlex.join(command)}")
+        return 0
+
+    ensure_machine(args.machine)
+    start = time.monotonic()
+    env = {**os.environ, "SEQBENCH_GRID": grid}  # the suite reads its grid from here
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                          cwd=run_config.parent, env=env) as process:
+        try:
+            for line in process.stdout:
+                elapsed = time.monotonic() - start
+                print(f"{int(elapsed // 60):3d}:{int(elapsed % 60):02d} {line}" if line.startswith("[") else line,
+                      end="", flush=True)
+        except KeyboardInterrupt:
+            process.terminate()
+            raise
+    code = process.returncode
+    results = Path(conf.get("results_dir", "results")) if not args.results_dir else Path(args.results_dir)
+    kept = f"results in {results}/" if args.set_commit_hash else "results not kept (no --set-commit-hash)"
+    status = "ok" if code == 0 else f"asv exited with {code} (a benchmark failed: see above)"
+    print(f"seqbench bench: {status}; wall time {time.monotonic() - start:.0f} s; {kept}")
+    return code
