@@ -158,6 +158,9 @@ def select(common, grid: str, ops=(), backends=(), devices=(), dtypes=()):
     for op in catalog.ops().values():
         if ops and op.name not in ops:
             continue
+        if common.area(op) is None:
+            notes.append(f"{op.name}: no benchmark suite benchmarks its family {op.family!r}")
+            continue
         points = []
         for be in chosen:
             for device in be.devices():
@@ -234,8 +237,8 @@ def ensure_machine(name: str | None) -> None:
         raise BenchError(f"`asv machine --yes` failed:\n{done.stdout}{done.stderr}")
 
 
-def _derived_config(config: Path, conf: dict, results_dir: str) -> Path:
-    """A copy of the config with absolute paths and another results directory."""
+def _derived_config(config: Path, conf: dict, results_dir: str, folder: Path) -> Path:
+    """A copy of the config in ``folder`` with absolute paths and another results directory."""
     root = config.parent
     derived = dict(conf)
     derived.update(
@@ -245,7 +248,6 @@ def _derived_config(config: Path, conf: dict, results_dir: str) -> Path:
         html_dir=str((Path(results_dir) / "html").resolve()),
         env_dir=str((root / conf.get("env_dir", "env")).resolve()),
     )
-    folder = Path(tempfile.mkdtemp(prefix="seqbench-asv-"))
     (folder / "asv.conf.json").write_text(json.dumps(derived, indent=2))
     return folder / "asv.conf.json"
 
@@ -272,8 +274,13 @@ def run(args) -> int:
     for note in notes:
         print(f"  left out: {note}")
 
+    with tempfile.TemporaryDirectory(prefix="seqbench-asv-") as scratch:
+        run_config = _derived_config(config, conf, args.results_dir, Path(scratch)) if args.results_dir else config
+        return _run_asv(args, grid, conf, run_config, patterns(common, selection))
+
+
+def _run_asv(args, grid: str, conf: dict, run_config: Path, bench_patterns: list[str]) -> int:
     launch = args.launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
-    run_config = _derived_config(config, conf, args.results_dir) if args.results_dir else config
     command = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
                f"--launch-method={launch}"]
     if grid == "quick":
@@ -284,7 +291,7 @@ def run(args) -> int:
         command.append(f"--set-commit-hash={args.set_commit_hash}")
     if args.show_stderr:
         command.append("--show-stderr")
-    for pattern in patterns(common, selection):
+    for pattern in bench_patterns:
         command += ["--bench", pattern]
     if args.dry_run:
         print(f"would run: SEQBENCH_GRID={grid} {shlex.join(command)}")
@@ -304,7 +311,7 @@ def run(args) -> int:
             process.terminate()
             raise
     code = process.returncode
-    results = Path(conf.get("results_dir", "results")) if not args.results_dir else Path(args.results_dir)
+    results = Path(args.results_dir) if args.results_dir else run_config.parent / conf.get("results_dir", "results")
     kept = f"results in {results}/" if args.set_commit_hash else "results not kept (no --set-commit-hash)"
     status = "ok" if code == 0 else f"asv exited with {code} (a benchmark failed: see above)"
     print(f"seqbench bench: {status}; wall time {time.monotonic() - start:.0f} s; {kept}")

@@ -1,4 +1,4 @@
-"""The ``seqbench`` command: list, check, run, report, select."""
+"""The ``seqbench`` command: list, check, bench, report, select, and run (the main job)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import catalog, registry
+from . import bench, catalog, registry
 from .reports import cli as reports_cli
 
 
@@ -97,19 +97,44 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(text)
 
 
+#: what ``seqbench run`` benchmarks when no --op is given: the cells, a few minutes on two cores
+RUN_BENCH_OPS = ("rnn", "lstm", "gru", "gru_reset_after")
+
+
 def _run(args) -> int:
-    print("seqbench run: conformance of every available backend on the CPU")
+    """Check every available backend on the CPU, benchmark the quick grid, write the report."""
+    from .reports import write_report
+
+    out = Path(args.out).resolve()
+    results_dir = out / "results"
+    print(f"seqbench run: conformance, quick benchmarks and the report, on the CPU, into {out}/")
     for status in registry.backends():
         state = "available" if status.available else f"unavailable ({status.reason})"
         print(f"  {status.name}: {state}")
-    return _check(args, devices=["cpu"])
+    args.results_dir = str(results_dir / "conformance")
+    print("\n[1/3] conformance of every available backend against the float64 reference")
+    check_code = _check(args, devices=["cpu"])
+
+    print("\n[2/3] quick benchmark grid (asv)")
+    ops = args.op or [",".join(RUN_BENCH_OPS)]
+    bench_args = ["--quick", "--device", "cpu", "--results-dir", str(results_dir), "--set-commit-hash", "HEAD"]
+    bench_args += [f"--op={o}" for o in ops] + [f"--backend={b}" for b in args.backend or []]
+    bench_code = bench.main(bench_args)
+
+    print("\n[3/3] backend selection report")
+    page = write_report([str(results_dir)], str(out / "report"))
+    print(f"\nseqbench run: report written to {page.parent}/ (open {page})")
+    if check_code or bench_code:
+        print(f"seqbench run: conformance exit {check_code}, benchmarks exit {bench_code}: see above")
+    return check_code or bench_code
 
 
-def _add_check_options(p):
+def _add_check_options(p, results=True):
     for name, what in (("backend", "backend"), ("device", "device (cpu, cuda)"), ("dtype", "dtype"), ("op", "catalog op")):
         p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
     p.add_argument("--large", action="store_true", help="also the large shapes (T>=256, H>=256)")
-    p.add_argument("--results-dir", default="results/conformance", help="where results go (default: %(default)s)")
+    if results:
+        p.add_argument("--results-dir", default="results/conformance", help="where results go (default: %(default)s)")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per case")
 
@@ -121,9 +146,12 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run the conformance suite against the float64 reference")
     _add_check_options(check)
     check.set_defaults(func=_check)
-    run = sub.add_parser("run", help="the main job: check every available backend on the CPU, then summarize")
-    _add_check_options(run)
+    run = sub.add_parser("run", help="the main job: check every available backend on the CPU, "
+                                     "benchmark the quick grid, write the selection report")
+    _add_check_options(run, results=False)
+    run.add_argument("--out", default="seqbench-run", help="folder for results and report (default: %(default)s)")
     run.set_defaults(func=_run)
+    bench.add_command(sub)
     reports_cli.add_commands(sub)
     return p
 

@@ -1,0 +1,1 @@
+"""The seqbench asv suite: benchmarks generated from the op catalog (see ``common``)."""

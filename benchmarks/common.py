@@ -1,0 +1,441 @@
+"""What every benchmark module shares: the grids, the size caps, and the benchmark classes made from the catalog.
+
+Each ``bench_<area>.py`` asks :func:`benchmark_classes` for one asv class per
+catalog op of its area. A class is named after its op
+(``bench_recurrent.lstm.time_forward``) and has
+
+* ``time_forward``, ``time_forward_backward``: one call of the backend's
+  prepared callable (inputs already on the device), then
+  ``backend.synchronize(device)``, so the time of an asynchronous backend
+  (CUDA, JAX dispatch) is the time of the work, not of the launch. Inputs,
+  compilation and one warm-up call happen in setup, outside the timed region;
+* ``peakmem_forward``: peak resident memory of the process (host);
+* ``track_device_peak_memory`` (bytes): peak device memory of one forward call,
+  inputs included, on accelerators (skipped on the CPU, where it is host memory);
+* ``track_throughput`` (tokens/s; words/s for embedding ops) and
+  ``track_gflops`` (GFLOP/s from the catalog's FLOP model) of the forward pass.
+
+Parameters: ``backend``, ``device``, ``dtype``, then the op's own shape axes
+(``seq_len``/``hidden``/``batch`` for RNNs, ``seq_len``/``vocab``/``batch`` for
+the sequence loss, ``vocab``/``dim``/``batch`` or ``words`` for embeddings). The
+lists depend only on the grid chosen, never on what is installed: a backend
+that cannot run here, a device that is absent, an op a backend does not
+implement, and a shape above a cap raise ``NotImplementedError`` in setup,
+which asv records as skipped (with the reason in ``asv run -e`` output).
+
+Grids, chosen by the environment variable ``SEQBENCH_GRID``:
+
+``quick`` (default)
+    CI-sized: seq_len 16, 64; hidden 32; batch 8 (the loss: vocab 1000;
+    embeddings: vocab 1000, dim 64, batch 256, words 512); float32; every
+    backend but torch-compile, which compiles in each benchmark process.
+    ``asv run --python=same --quick`` runs it in about 5 minutes on two CPU
+    cores, ``seqbench bench`` (only what can run here) in a little less.
+``mid``
+    a CPU-box sweep: seq_len 32, 256; hidden 64, 256; batch 1, 8 (the loss:
+    vocab 1000, 10000; embeddings: vocab 1000, 10000; dim 64, 256; batch 256,
+    4096; words 1000, 10000); float32 and float64; every backend. About 8
+    minutes per recurrent cell for the five CPU backends on two cores (about
+    two hours for every op): narrow it, e.g.
+    ``seqbench bench --grid mid --op rnn,lstm,gru``.
+``full``
+    for GPU machines: seq_len 16, 64, 256, 1024, 4096; hidden 64, 256, 1024,
+    2048; batch 1, 8, 64, 512 (the loss: vocab 1000 to 50000; embeddings:
+    vocab 1000 to 100000, dim 64 to 512, batch 256 to 65536, words 1000 to
+    100000); float32 and float64; every backend.
+
+The backend axis is ``registry.BUILTIN`` (less what the grid leaves out);
+``SEQBENCH_BACKENDS=a,b`` replaces it, e.g. to add a third-party backend.
+Devices are cpu, cuda and cuda:tf32 (torch's float32 with TF32 matmuls).
+
+Caps (setup skips what is above them, with the reason):
+
+* on the CPU, a forward pass above ``SEQBENCH_CPU_MAX_GFLOP`` GFLOP (default
+  5, up to about a second of numpy; numpy float64 LSTM at T=4096, H=2048,
+  B=512 would take hours): the large end of the full grid is for GPUs;
+* on any device, an op whose byte model (inputs, parameters, outputs) is above
+  ``SEQBENCH_MAX_GIB`` GiB (default 4); an out-of-memory error in the warm-up
+  call is a skip too.
+
+Timing: one round, 3 to 10 samples of one call each (at most about a second
+of sampling), no asv warm-up (setup made a warm-up call); a benchmark process
+may take ``TIMEOUTS[grid]`` seconds. Under asv's fork server (``launch_method``
+in asv.conf.json) the frameworks are imported once in the server
+(:func:`preimport`), so ``peakmem_forward`` of every backend includes torch and
+jax as imported modules (about 170 MB): compare it across shapes, or set
+``SEQBENCH_PREIMPORT=0`` for each framework's own footprint.
+
+Sizes not on an axis are the op's catalog shape (input size ``I = hidden``;
+stacked RNNs have ``L = 2`` layers; sequences are full length, not ragged).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from seqbench import catalog, registry
+from seqbench.protocol import BackendUnavailable
+
+#: catalog shape key -> asv parameter name, in the order the parameters come
+AXES = {"T": "seq_len", "H": "hidden", "V": "vocab", "d": "dim", "B": "batch", "N": "words"}
+#: shape keys that are flags, dropped from the benchmark shape
+FLAGS = ("ragged", "reverse", "tied")
+
+DEVICES = ("cpu", "cuda", "cuda:tf32")
+DTYPES = ("float32", "float64")
+
+GRIDS = {
+    "quick": {
+        "dtypes": ("float32",),
+        "recurrent": {"seq_len": (16, 64), "hidden": (32,), "batch": (8,), "vocab": (1000,)},
+        "embedding": {"vocab": (1000,), "dim": (64,), "batch": (256,), "words": (512,)},
+    },
+    "mid": {
+        "dtypes": DTYPES,
+        "recurrent": {"seq_len": (32, 256), "hidden": (64, 256), "batch": (1, 8), "vocab": (1000, 10000)},
+        "embedding": {"vocab": (1000, 10000), "dim": (64, 256), "batch": (256, 4096), "words": (1000, 10000)},
+    },
+    "full": {
+        "dtypes": DTYPES,
+        "recurrent": {
+            "seq_len": (16, 64, 256, 1024, 4096), "hidden": (64, 256, 1024, 2048),
+            "batch": (1, 8, 64, 512), "vocab": (1000, 10000, 50000),
+        },
+        "embedding": {
+            "vocab": (1000, 10000, 100000), "dim": (64, 128, 512),
+            "batch": (256, 4096, 65536), "words": (1000, 10000, 100000),
+        },
+    },
+}
+
+#: asv timing settings per grid: a benchmark (one parameter combination) may run ``timeout`` seconds
+TIMEOUTS = {"quick": 180, "mid": 600, "full": 1200}
+#: seconds of repeated forward calls behind one throughput/GFLOP/s number (at least 3 calls)
+TRACK_SECONDS = 0.5
+
+
+def grid_name() -> str:
+    name = os.environ.get("SEQBENCH_GRID", "quick") or "quick"
+    if name not in GRIDS:
+        raise ValueError(f"SEQBENCH_GRID must be one of {sorted(GRIDS)}, got {name!r}")
+    return name
+
+
+#: backends a grid leaves out, with the reason (SEQBENCH_BACKENDS overrides)
+LEFT_OUT = {
+    ("quick", "torch-compile"): "torch-compile compiles in every benchmark process (seconds each), "
+                                "too slow for the quick grid: use --grid mid. ",
+}
+
+
+def backends(grid: str | None = None) -> tuple:
+    """The backend axis: ``registry.BUILTIN`` less what the grid leaves out, or ``SEQBENCH_BACKENDS``."""
+    chosen = os.environ.get("SEQBENCH_BACKENDS", "")
+    if chosen.strip():
+        return tuple(b.strip() for b in chosen.split(",") if b.strip())
+    grid = grid or grid_name()
+    return tuple(b for b in registry.BUILTIN if (grid, b) not in LEFT_OUT)
+
+
+def cpu_max_flops() -> float:
+    return float(os.environ.get("SEQBENCH_CPU_MAX_GFLOP", "5")) * 1e9
+
+
+def max_bytes() -> float:
+    return float(os.environ.get("SEQBENCH_MAX_GIB", "4")) * 2**30
+
+
+def area(op: catalog.Op) -> str | None:
+    """Which ``bench_<area>.py`` benchmarks ``op``: recurrent, composite, embedding (None: none yet)."""
+    if op.family == "embedding":
+        return "embedding"
+    if op.family == "recurrent":
+        return "composite" if op.function in ("bidirectional", "stacked") else "recurrent"
+    return None
+
+
+def base_shape(op: catalog.Op) -> dict:
+    """The op's last catalog shape without flags: sizes not on an axis come from it."""
+    plain = [s for s in op.shapes if not any(s.get(flag) for flag in FLAGS)] or list(op.shapes)
+    return {k: v for k, v in plain[-1].items() if k not in FLAGS}
+
+
+def shape_axes(op: catalog.Op) -> list[tuple[str, str]]:
+    """``(shape key, parameter name)`` of the op's sizes that are benchmark axes, in :data:`AXES` order."""
+    return [(key, name) for key, name in AXES.items() if key in base_shape(op)]
+
+
+def bench_shape(op: catalog.Op, sizes: dict) -> dict:
+    """The shape benchmarked for axis values ``sizes`` (shape key -> value); ``I`` follows ``H``."""
+    shape = {**base_shape(op), **sizes}
+    if "I" in shape and "H" in sizes:
+        shape["I"] = sizes["H"]
+    return shape
+
+
+def itemsize(dtype: str) -> int:
+    return 8 if dtype == "float64" else 4 if dtype == "float32" else 2
+
+
+def gpu_present() -> bool:
+    """Whether this machine has a GPU driver at all (checked without importing a framework)."""
+    paths = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
+    return any(os.path.exists(p) for p in paths)
+
+
+def skip_reason(op: catalog.Op, device: str, dtype: str, shape: dict) -> str:
+    """Why this point is not benchmarked, from sizes and the machine alone ("" = go on)."""
+    label = f"{op.name} {catalog.shape_id(shape)}"
+    if device == "cpu" and op.flops(shape) > cpu_max_flops():
+        return (f"{label}: {op.flops(shape) / 1e9:.1f} GFLOP per forward pass is above the CPU cap of "
+                f"{cpu_max_flops() / 1e9:g} GFLOP (SEQBENCH_CPU_MAX_GFLOP); sizes this large are for GPUs")
+    nbytes = op.bytes(shape, itemsize(dtype))
+    if nbytes > max_bytes():
+        return (f"{label}: {nbytes / 2**30:.1f} GiB of inputs, parameters and outputs in {dtype} is above "
+                f"the cap of {max_bytes() / 2**30:g} GiB (SEQBENCH_MAX_GIB)")
+    if device.split(":")[0] == "cuda" and not gpu_present():
+        return "cuda: no GPU driver on this machine"
+    return ""
+
+
+#: frameworks worth importing once in asv's fork server (import only: no device is touched)
+PREIMPORT = {
+    "torch": ("torch",),
+    "torch-native": ("torch",),
+    "torch-compile": ("torch", "torch._dynamo", "torch._inductor.compile_fx"),
+    "jax": ("jax", "jax.numpy"),
+    "cupy": ("cupy",),
+}
+
+
+def preimport() -> None:
+    """Import the frameworks of the backend axis, so every forked benchmark process starts with them.
+
+    Runs when this module is imported by asv's fork server (``launch_method``
+    ``forkserver``; ``SEQBENCH_PREIMPORT=0`` turns it off, ``=1`` forces it).
+    Only modules are imported: devices are first touched in the forked
+    process, where CUDA and XLA can start cleanly.
+    """
+    for backend in backends():
+        target = registry.BUILTIN.get(backend, "")
+        for module in (target.partition(":")[0], *PREIMPORT.get(backend, ())):
+            if module:
+                try:
+                    importlib.import_module(module)
+                except Exception:  # an absent or broken framework is skipped later, with its reason
+                    pass
+
+
+def _in_fork_server() -> bool:
+    flag = os.environ.get("SEQBENCH_PREIMPORT", "")
+    return flag == "1" or (flag != "0" and sys.argv[1:2] == ["run_server"])
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return isinstance(error, MemoryError) or any(
+        sign in text for sign in ("out of memory", "outofmemory", "resource_exhausted"))
+
+
+class Case:
+    """One benchmark point in this process: the backend, inputs on the device, warmed-up callables.
+
+    Construction checks everything that can be checked without running the
+    op and raises ``NotImplementedError`` (asv's skip) with the reason;
+    :meth:`ready_forward` / :meth:`ready_backward` prepare a pass and call it
+    once (compilation, caches, allocator warm-up) so timing starts warm.
+    """
+
+    def __init__(self, op_name: str, backend: str, device: str, dtype: str, shape: dict):
+        self.op = catalog.get(op_name)
+        self.device, self.dtype, self.shape = device, dtype, shape
+        reason = skip_reason(self.op, device, dtype, shape)
+        if reason:
+            raise NotImplementedError(reason)
+        try:
+            self.backend = registry.backend(backend)
+        except (BackendUnavailable, ValueError) as error:
+            raise NotImplementedError(str(error)) from None
+        support = self.backend.supports(self.op, device, dtype)
+        if not support:
+            raise NotImplementedError(support.reason)
+        self.inputs = self.op.inputs(shape, seed=0)
+        self.forward = self.backward = None
+        self.first_call_peak = None
+
+    def sync(self) -> None:
+        self.backend.synchronize(self.device)
+
+    def _warm(self, cotangents=None):
+        try:
+            prepared = self.backend.prepare(self.op.name, self.device, self.dtype, self.inputs, cotangents)
+            prepared()
+            self.sync()
+        except Exception as error:
+            if _out_of_memory(error):
+                raise NotImplementedError(f"{self.op.name} {catalog.shape_id(self.shape)} on {self.device}: "
+                                          f"out of memory ({type(error).__name__})") from None
+            raise
+        return prepared
+
+    def ready_forward(self) -> None:
+        if self.forward is None:
+            self.forward = self._warm()
+
+    def ready_backward(self) -> None:
+        if self.backward is None:
+            placeholders = tuple(np.zeros(s) for s in self.op.output_shapes(self.inputs))
+            self.backward = self._warm(self.op.cotangents(placeholders, seed=0))
+
+    def seconds_per_forward(self) -> float:
+        """Median seconds of synchronized forward calls: at least 3, for about :data:`TRACK_SECONDS`."""
+        times = []
+        end = time.perf_counter() + TRACK_SECONDS
+        while len(times) < 3 or (time.perf_counter() < end and len(times) < 100):
+            start = time.perf_counter()
+            self.forward()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
+# asv runs every parameter combination of a benchmark in a process of its own
+# and calls setup again before each sample, so the point is built once per
+# process and kept here. The class's setup builds it (checks, then inputs),
+# then the benchmark method's own setup (a ``setup`` attribute, which asv runs
+# after the class's) prepares and warms the pass the method needs.
+_current: Case | None = None
+_current_key: tuple | None = None
+
+
+def _ready_forward(*params):
+    _current.ready_forward()
+
+
+def _ready_backward(*params):
+    _current.ready_backward()
+
+
+def _ready_device_memory(*params):
+    case = _current
+    if case.device == "cpu":
+        raise NotImplementedError("device memory on the CPU is host memory: see peakmem_forward")
+    if case.forward is None:
+        # The first call is measured too: an allocator whose peak cannot be
+        # reset (XLA's) reports a window's peak only when the window set it.
+        case.backend.reset_peak_memory(case.device)
+        case.ready_forward()
+        case.first_call_peak = case.backend.peak_memory(case.device)
+        if case.first_call_peak is None:
+            raise NotImplementedError(f"{case.backend.name}: peak memory is not measurable on {case.device}")
+
+
+class _OpBenchmark:
+    """The benchmarks of one op; :func:`benchmark_classes` makes one subclass per op."""
+
+    op_name = ""
+    shape_keys: tuple = ()
+    rounds = 1
+    repeat = (3, 10, 1.0)  # at least 3 samples, at most 10, stop adding after 1 s
+    warmup_time = 0.0  # setup made one warm-up call already
+    min_run_count = 1
+    timeout = TIMEOUTS["quick"]
+
+    def setup(self, backend, device, dtype, *sizes):
+        global _current, _current_key
+        key = (self.op_name, backend, device, dtype, sizes)
+        if key != _current_key:
+            _current, _current_key = None, None
+            shape = bench_shape(catalog.get(self.op_name), dict(zip(self.shape_keys, sizes)))
+            _current, _current_key = Case(self.op_name, backend, device, dtype, shape), key
+        self.case = _current
+
+    def time_forward(self, *params):
+        self.case.forward()
+        self.case.sync()
+
+    time_forward.setup = _ready_forward
+
+    def time_forward_backward(self, *params):
+        self.case.backward()
+        self.case.sync()
+
+    time_forward_backward.setup = _ready_backward
+
+    def peakmem_forward(self, *params):
+        self.case.forward()
+        self.case.sync()
+
+    peakmem_forward.setup = _ready_forward
+
+    def track_device_peak_memory(self, *params):
+        case = self.case
+        case.backend.reset_peak_memory(case.device)
+        case.forward()
+        case.sync()
+        peak = case.backend.peak_memory(case.device)
+        return case.first_call_peak if peak is None else peak
+
+    track_device_peak_memory.setup = _ready_device_memory
+    track_device_peak_memory.unit = "bytes"
+
+    def track_throughput(self, *params):
+        return self.case.op.tokens(self.case.shape) / self.case.seconds_per_forward()
+
+    track_throughput.setup = _ready_forward
+    track_throughput.unit = "tokens/s"
+
+    def track_gflops(self, *params):
+        return self.case.op.flops(self.case.shape) / self.case.seconds_per_forward() / 1e9
+
+    track_gflops.setup = _ready_forward
+    track_gflops.unit = "GFLOP/s"
+
+
+class _EmbeddingBenchmark(_OpBenchmark):
+    def track_throughput(self, *params):
+        return self.case.op.tokens(self.case.shape) / self.case.seconds_per_forward()
+
+    track_throughput.setup = _ready_forward
+    track_throughput.unit = "words/s"
+
+
+def params_of(op: catalog.Op, grid: str | None = None) -> tuple[list, list]:
+    """``(params, param_names)`` of ``op``'s benchmarks in ``grid`` (default: ``SEQBENCH_GRID``)."""
+    grid = grid or grid_name()
+    family = "embedding" if area(op) == "embedding" else "recurrent"
+    axes = shape_axes(op)
+    values = [list(GRIDS[grid][family][name]) for _, name in axes]
+    return ([list(backends(grid)), list(DEVICES), list(GRIDS[grid]["dtypes"]), *values],
+            ["backend", "device", "dtype", *(name for _, name in axes)])
+
+
+def benchmark_classes(area_name: str, module: str) -> dict[str, type]:
+    """One asv benchmark class per catalog op of ``area_name``, named after the op."""
+    grid = grid_name()
+    classes = {}
+    for op in catalog.ops().values():
+        if area(op) != area_name:
+            continue
+        params, param_names = params_of(op, grid)
+        base = _EmbeddingBenchmark if area_name == "embedding" else _OpBenchmark
+        classes[op.name] = type(op.name, (base,), {
+            "__module__": module,
+            "__doc__": op.doc,
+            "op_name": op.name,
+            "shape_keys": tuple(key for key, _ in shape_axes(op)),
+            "params": params,
+            "param_names": param_names,
+            "timeout": TIMEOUTS[grid],
+        })
+    return classes
+
+
+if _in_fork_server():
+    preimport()
