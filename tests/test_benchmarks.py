@@ -351,3 +351,18 @@ def test_seqbench_bench_runs_asv_and_keeps_results(tmp_path):
     data = json.loads(saved.read_text())
     names = {name.split(".")[-1] for name in data["results"] if name.startswith("bench_recurrent.rnn.")}
     assert names == {"time_forward", "time_forward_backward", "peakmem_forward", "track_throughput", "track_gflops"}
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true",
+                    reason="the whole quick grid under asv takes about 4 minutes: it runs in CI (CI=true)")
+def test_the_whole_quick_grid_runs_under_asv(tmp_path):
+    """What CI guards: every benchmark of the quick grid runs under asv itself, none fails."""
+    pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
+    env = _asv_env(tmp_path)
+    subprocess.run([sys.executable, "-m", "asv", "machine", "--yes", "--machine", "ci"], cwd=ROOT, env=env,
+                   capture_output=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "asv", "run", "--python=same", "--quick", "--machine", "ci",
+                          "--launch-method", "forkserver"], cwd=ROOT, env={**env, "SEQBENCH_GRID": "quick"},
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+    assert "failed" not in out.stdout.lower(), out.stdout[-5000:]
