@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqbench import registry, tolerance
-from seqbench.gradcheck import _leaves as leaves
+from seqbench.protocol import tree_leaves as leaves
 
 
 def _repro(case, kind):

@@ -16,26 +16,11 @@ import copy
 
 import numpy as np
 
-
-def _leaves(tree, path=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(tree, (list, tuple)):
-        for k, v in enumerate(tree):
-            yield from _leaves(v, path + (k,))
-    else:
-        yield path, tree
-
-
-def _get(tree, path):
-    for k in path:
-        tree = tree[k]
-    return tree
+from .protocol import tree_get, tree_leaves
 
 
 def _set(tree, path, value):
-    _get(tree, path[:-1])[path[-1]] = value
+    tree_get(tree, path[:-1])[path[-1]] = value
 
 
 def numerical_vjp(fn, cotangents, inputs: dict, like: dict, delta: float = 1e-6) -> dict:
@@ -48,8 +33,8 @@ def numerical_vjp(fn, cotangents, inputs: dict, like: dict, delta: float = 1e-6)
 
     result = copy.deepcopy(like)
     work = copy.deepcopy(inputs)
-    for path, analytic in _leaves(like):
-        base = np.array(_get(inputs, path), dtype=np.float64)
+    for path, analytic in tree_leaves(like):
+        base = np.array(tree_get(inputs, path), dtype=np.float64)
         grad = np.zeros_like(base)
         for j in np.ndindex(base.shape):
             for sign in (1, -1):
@@ -66,8 +51,8 @@ def numerical_vjp(fn, cotangents, inputs: dict, like: dict, delta: float = 1e-6)
 def max_difference(a: dict, b: dict) -> tuple[float, tuple]:
     """The largest ``|a - b| / (1 + |b|)`` over matching leaves, and where it is."""
     worst, where = 0.0, ()
-    for path, leaf in _leaves(a):
-        other = _get(b, path)
+    for path, leaf in tree_leaves(a):
+        other = tree_get(b, path)
         diff = float(np.max(np.abs(leaf - other) / (1 + np.abs(other)), initial=0.0))
         if diff > worst:
             worst, where = diff, path

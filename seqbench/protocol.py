@@ -64,6 +64,25 @@ def _lists_as_arrays(inputs: dict) -> dict:
     return out
 
 
+def tree_leaves(tree, path=()):
+    """``(path, leaf)`` for every leaf of nested dicts, lists and tuples; a path is a tuple of keys."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from tree_leaves(v, path + (k,))
+    elif isinstance(tree, (list, tuple)):
+        for k, v in enumerate(tree):
+            yield from tree_leaves(v, path + (k,))
+    else:
+        yield path, tree
+
+
+def tree_get(tree, path):
+    """The leaf of ``tree`` at ``path`` (as given by :func:`tree_leaves`)."""
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 

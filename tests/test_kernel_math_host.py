@@ -30,6 +30,7 @@ import pytest
 
 from seqbench import catalog, tolerance
 from seqbench.backends import cupy_backend, cupy_cells, cupy_embedding
+from seqbench.protocol import tree_get, tree_leaves
 from seqbench.protocol import tree_map
 from seqbench.reference.primitives import mv
 
@@ -247,23 +248,6 @@ def _run(ctx, op, inputs, cotangents=None):
     return cupy_embedding.embedding_vjp(ctx, op.function, cotangents, inputs)
 
 
-def _leaves(tree, path=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(tree, (list, tuple)):
-        for k, v in enumerate(tree):
-            yield from _leaves(v, path + (k,))
-    else:
-        yield path, tree
-
-
-def _at(tree, path):
-    for k in path:
-        tree = tree[k]
-    return tree
-
-
 class Spy:
     """Counts the forward sequences the persistent kernel ran."""
 
@@ -295,10 +279,10 @@ def test_op_on_host_kernels(host, op, shape, dtype, path):
     device_cotangents = tuple(np.asarray(c, dtype=dtype) for c in cotangents)
     grads = _run(ctx, op, cast(inputs, dtype), device_cotangents)
     budget = tolerance.budget(op, shape, dtype, gradient=True)
-    expected_paths = [path for path, _ in _leaves(expected_grads)]
-    assert sorted(map(str, expected_paths)) == sorted(str(path) for path, _ in _leaves(grads)), "gradient structure"
-    for path_, e in _leaves(expected_grads):
-        assert_close(np.asarray(_at(grads, path_)), e, dtype, f"{op.name} gradient {'/'.join(map(str, path_))}", budget)
+    expected_paths = [path for path, _ in tree_leaves(expected_grads)]
+    assert sorted(map(str, expected_paths)) == sorted(str(path) for path, _ in tree_leaves(grads)), "gradient structure"
+    for path_, e in tree_leaves(expected_grads):
+        assert_close(np.asarray(tree_get(grads, path_)), e, dtype, f"{op.name} gradient {'/'.join(map(str, path_))}", budget)
     if path == "persistent":
         passes = 2 if op.function in ("bidirectional", "stacked") else 1
         assert spy.ran == 2 * passes, "every forward sequence should have run the persistent kernel"
