@@ -3,9 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
-def seqbench(*args, cwd=None):
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seqbench(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "seqbench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
@@ -30,10 +34,16 @@ def test_check_narrowed_prints_a_table_and_writes_results(tmp_path):
     assert all(r["passed"] and r["dtype"] == "float32" and r["max_err_eps"] < r["budget_eps"] for r in rows)
 
 
-def test_run_checks_on_the_cpu(tmp_path):
-    out = seqbench("run", "--backend", "numpy", "--op", "rnn", "--results-dir", str(tmp_path), cwd=tmp_path)
+def test_run_checks_benchmarks_and_reports_on_the_cpu(tmp_path):
+    out = seqbench("run", "--backend", "numpy", "--op", "rnn", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "numpy: available" in out.stdout and "numpy/cpu/float64" in out.stdout
+    assert "[2/3] quick benchmark grid (asv)" in out.stdout and "seqbench bench: ok" in out.stdout
+    report = tmp_path / "run" / "report" / "report.md"
+    assert f"report written to {report.parent}/" in out.stdout
+    text = report.read_text()
+    assert "| rnn |" in text or "rnn" in text.split("## Recommendations", 1)[1]
+    assert list((tmp_path / "run" / "results" / "conformance").glob("*.jsonl"))
 
 
 def test_bad_arguments_get_a_clear_message():
