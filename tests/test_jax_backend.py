@@ -7,7 +7,7 @@ jax = pytest.importorskip("jax")
 
 from seqbench import catalog, registry  # noqa: E402
 from seqbench.backends.jax_backend import JaxHighestBackend  # noqa: E402
-from seqbench.gradcheck import _leaves as leaves  # noqa: E402
+from seqbench.protocol import tree_leaves as leaves  # noqa: E402
 from seqbench.protocol import BackendUnavailable  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru", "gru_reset_after")
