@@ -30,6 +30,14 @@
 
 namespace seqbench {
 
+//! The lengths mask of every forward step: a valid step (m) stores h_new as the state and
+//! emits it in y; a padded step keeps h_{t-1} and emits 0.
+template <typename T, typename A>
+SB_HD void store_masked(T* h, T* y, const T* h_prev, int k, A h_new, bool m) {
+    h[k] = m ? from_acc<T>(h_new) : h_prev[k];
+    y[k] = m ? from_acc<T>(h_new) : from_acc<T>(A(0));
+}
+
 // ---- shared pieces of every backward step -------------------------------------------
 
 //! The gradient entering step t for unit (b, j): ds = dL/ds_t = carried + recurrent parts,
@@ -64,8 +72,7 @@ SB_HD void rnn_forward_step(const T* xp, const T* hp, const T* h_prev, T* h, T* 
         A h_new = rnn_step(to_acc(xp[k]) + to_acc(hp[k]));
         bool m = step_valid(lengths, b, t);
         saved[k] = from_acc<T>(h_new);
-        h[k] = m ? from_acc<T>(h_new) : h_prev[k];
-        y[k] = m ? from_acc<T>(h_new) : from_acc<T>(A(0));
+        store_masked(h, y, h_prev, k, h_new, m);
     }
 }
 
@@ -97,9 +104,8 @@ SB_HD void lstm_forward_step(const T* xp, const T* hp, const T* h_prev, const T*
         saved[g0 + 2 * H] = from_acc<T>(s.o);
         saved[g0 + 3 * H] = from_acc<T>(s.C_tilde);
         bool m = step_valid(lengths, b, t);
-        h[k] = m ? from_acc<T>(s.h) : h_prev[k];
         c[k] = m ? from_acc<T>(s.C) : c_prev[k];
-        y[k] = m ? from_acc<T>(s.h) : from_acc<T>(A(0));
+        store_masked(h, y, h_prev, k, s.h, m);
     }
 }
 
@@ -154,8 +160,7 @@ SB_HD void gru_notes_candidate_step(const T* xp, const T* hp, const T* h_prev, T
         A h_new = gru_update(to_acc(saved[x0]), to_acc(h_prev[k]), h_tilde);
         saved[x0 + 2 * H] = from_acc<T>(h_tilde);
         bool m = step_valid(lengths, b, t);
-        h[k] = m ? from_acc<T>(h_new) : h_prev[k];
-        y[k] = m ? from_acc<T>(h_new) : from_acc<T>(A(0));
+        store_masked(h, y, h_prev, k, h_new, m);
     }
 }
 
@@ -210,8 +215,7 @@ SB_HD void gru_reset_after_step(const T* xp, const T* hp, const T* b_h, const T*
         saved[s0 + 2 * H] = from_acc<T>(h_tilde);
         saved[s0 + 3 * H] = from_acc<T>(n);
         bool m = step_valid(lengths, b, t);
-        h[k] = m ? from_acc<T>(h_new) : h_prev[k];
-        y[k] = m ? from_acc<T>(h_new) : from_acc<T>(A(0));
+        store_masked(h, y, h_prev, k, h_new, m);
     }
 }
 
