@@ -168,7 +168,7 @@ def _cell_entry(name, cell_name, fixed=None, shapes=SHAPES):
         outputs=("y", "h_T", "C_T") if cell_name == "lstm" else ("y", "h_T"),
         make_inputs=_cell_inputs(cell_name, variant),
         shapes=shapes,
-        large_shapes=() if shapes is not SHAPES else LARGE_SHAPES,
+        large_shapes=() if shapes is not SHAPES else LARGE_SHAPES,  # never the same case twice
         flops=flops,
         bytes=nbytes,
         fan_in=lambda s: s["H"] + s["I"],
