@@ -56,7 +56,7 @@ def matrices(E_in, E_out) -> tuple[np.ndarray, np.ndarray, bool]:
 
 def scatter_rows(ids: np.ndarray, rows: np.ndarray, vocab_size: int) -> np.ndarray:
     """``dE`` with ``dE[w] = Σ_{k: ids_k = w} rows_k``: the gradient of the lookup ``E[ids]``."""
-    dE = np.zeros((vocab_size, rows.shape[-1]), dtype=rows.dtype)
+    dE = np.zeros_like(rows, shape=(vocab_size, rows.shape[-1]))
     np.add.at(dE, ids.reshape(-1), rows.reshape(-1, rows.shape[-1]))
     return dE
 

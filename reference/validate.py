@@ -17,7 +17,9 @@ def float_array(name: str, value, shape: tuple | None = None, dims: str | None =
     ``shape`` may hold ``None`` for a free axis; ``dims`` names the axes for
     the error message, e.g. ``"(T, B, I)"``.
     """
-    array = np.asarray(value)
+    array = np.asanyarray(value)  # subclasses that compute like arrays (seqbench.faithful.Rounded) are kept
+    if isinstance(array, np.matrix):
+        array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
     if shape is not None:

@@ -85,7 +85,7 @@ def _context_means(E_in, w, c):
     """``h_t = (1/|C_t|) Σ_{u∈C_t} e_{w_u}`` over the context ``C_t`` of every position: ``(T, d)``."""
     t, u = context_pairs(len(w), c)
     n = np.bincount(t, minlength=len(w)).astype(E_in.dtype)  # |C_t| ≥ 1 since T ≥ 2
-    h = np.zeros((len(w), E_in.shape[1]), dtype=E_in.dtype)
+    h = np.zeros_like(E_in, shape=(len(w), E_in.shape[1]))
     np.add.at(h, t, E_in[w[u]])
     return h / n[:, None], t, u, n
 
