@@ -7,11 +7,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
-import numpy as np
-
 from seqbench import catalog, registry
-from seqbench.protocol import BackendUnavailable, tree_map
-from seqbench.tolerance import round_to
+from seqbench.protocol import BackendUnavailable
 
 
 @dataclass(frozen=True)
@@ -28,21 +25,6 @@ class Case:
         if self.op is None:
             return "-".join(p for p in (self.backend, self.device, "unavailable") if p)
         return f"{self.op.name}-{self.backend}-{self.device}-{self.dtype}-{catalog.shape_id(self.shape)}"
-
-    def inputs(self, seed: int = 0) -> dict:
-        """Catalog inputs with every float array rounded to the tested dtype (kept as float64)."""
-        return round_tree(self.op.inputs(self.shape, seed), self.dtype)
-
-
-def round_tree(tree, dtype):
-    def rnd(leaf):
-        if isinstance(leaf, np.ndarray) and np.issubdtype(leaf.dtype, np.floating):
-            return round_to(leaf, dtype)
-        if isinstance(leaf, float):
-            return float(round_to(np.array(leaf), dtype))
-        return leaf
-
-    return tree_map(rnd, tree)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """Conformance of every backend to the float64 reference: forward, gradients, bad input.
 
 Each case rounds the catalog's inputs to the tested dtype, runs the reference
-in float64 on those same values, and compares in units of the dtype's eps
-against the budget of :mod:`seqbench.tolerance`. A failure message names the
-worst output and gives a one-line reproduction.
+in float64 on those same values, and judges every output and gradient leaf
+with :mod:`seqbench.tolerance`: within a small multiple of the error of a
+faithful implementation in the same precision (:mod:`seqbench.calibration`),
+plus a floor, under a hard cap. A failure message names the worst leaf,
+both errors, and gives a one-line reproduction.
 """
 
-import numpy as np
 import pytest
 
-from seqbench import registry, tolerance
-from seqbench.protocol import tree_leaves as leaves
+from seqbench import calibration, registry, tolerance
 
 
 def _repro(case, kind):
@@ -22,47 +22,32 @@ def _repro(case, kind):
     )
 
 
-def _compare(case, kind, actual: dict, expected: dict, record):
-    gradient = kind == "vjp"
+def _judge(case, kind, actual, record):
     unit = tolerance.precision(case.dtype, registry.backend(case.backend).math_mode(case.device, case.dtype))
-    budget = tolerance.budget(case.op, case.shape, unit, gradient)
-    errors = {"/".join(map(str, path)): tolerance.error_in_eps(_at(actual, path), leaf, unit)
-              for path, leaf in leaves(expected) if isinstance(leaf, np.ndarray) or np.isscalar(leaf)}
-    worst = max(errors, key=errors.get)
-    passed = errors[worst] <= budget
+    verdict = calibration.check(case.op, case.shape, unit, kind, actual)
     record(kind=kind, backend=case.backend, device=case.device, dtype=case.dtype, op=case.op.name,
            variant=case.op.variant, shape=str(case.shape), **{k: v for k, v in case.shape.items()},
-           passed=passed, max_err_eps=errors[worst], budget_eps=budget, eps_unit=unit, worst=worst)
-    assert passed, (
-        f"{case.op.name} {kind} on {case.backend}/{case.device}/{case.dtype}: output {worst!r} is "
-        f"{errors[worst]:.3g} eps ({unit}) from the float64 reference, budget {budget:.3g} eps. {_repro(case, kind)}"
+           eps_unit=unit, **verdict.row())
+    w = verdict.worst
+    assert verdict.passed, (
+        f"{case.op.name} {kind} on {case.backend}/{case.device}/{case.dtype}: {w.leaf!r} is {w.error:.3g} eps "
+        f"({unit}, {w.metric} error) from the float64 reference, {w.ratio:.3g}x the {w.control:.3g} eps of a "
+        f"faithful {unit} implementation; budget {w.budget:.3g} eps = min(multiple x faithful + {tolerance.FLOOR:g}, "
+        f"cap {verdict.cap:.3g}). {_repro(case, kind)}"
     )
 
 
-def _at(tree, path):
-    for k in path:
-        if isinstance(tree, dict) and k not in tree:
-            raise AssertionError(f"backend result has no {path!r}")
-        tree = tree[k]
-    return tree
-
-
 def test_forward(case, record):
-    inputs = case.inputs()
-    expected = case.op.reference(**inputs)
+    inputs, _, expected = calibration.reference_case(case.op, case.shape, case.dtype, "forward")
     actual = registry.backend(case.backend).run(case.op.name, device=case.device, dtype=case.dtype, **inputs)
     assert len(actual) == len(expected), f"{case.backend} returned {len(actual)} outputs, expected {case.op.outputs}"
-    _compare(case, "forward", dict(zip(case.op.outputs, actual)), dict(zip(case.op.outputs, expected)), record)
+    _judge(case, "forward", dict(zip(case.op.outputs, actual)), record)
 
 
 def test_vjp(case, record):
-    from .cases import round_tree
-
-    inputs = case.inputs()
-    cotangents = round_tree(case.op.cotangents(case.op.reference(**inputs)), case.dtype)
-    expected = case.op.reference_vjp(cotangents, **inputs)
+    inputs, cotangents, _ = calibration.reference_case(case.op, case.shape, case.dtype, "vjp")
     actual = registry.backend(case.backend).vjp(case.op.name, cotangents, device=case.device, dtype=case.dtype, **inputs)
-    _compare(case, "vjp", actual, expected, record)
+    _judge(case, "vjp", actual, record)
 
 
 @pytest.mark.one_shape_per_op

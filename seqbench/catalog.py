@@ -38,7 +38,10 @@ class Op:
     ``make_inputs(shape, rng)`` returns float64 inputs (and integer ids) with
     the names of the reference function's arguments; ``fixed`` are the
     arguments the entry pins. ``flops(shape)``/``bytes(shape, itemsize)`` model
-    one forward pass; ``fan_in(shape)``/``steps(shape)`` scale the tolerance;
+    one forward pass; ``fan_in(shape)`` (the longest accumulation feeding an
+    output or gradient) and ``steps(shape)`` (the longest chain of stored
+    values: the time steps of a recurrence, the scatter-adds a gradient row of
+    an embedding can receive) set the tolerance's hard cap (:mod:`.tolerance`);
     ``tokens(shape)`` counts the items a pass processes (for throughput);
     ``output_shapes(inputs)`` gives the shapes of the outputs for checked inputs.
     """

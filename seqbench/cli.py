@@ -69,7 +69,8 @@ def _check(args, devices=None) -> int:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """op × (backend, device, dtype): ``ok`` or ``FAIL`` with the worst error in eps over shapes and passes."""
+    """op × (backend, device, dtype): ``ok`` or ``FAIL``, the worst error in eps over shapes and passes, and its
+    largest ratio to a faithful same-precision implementation's error."""
     if not rows:
         return "no conformance results (nothing selected, or every case was skipped)"
     columns = sorted({(r["backend"], r["device"], r["dtype"]) for r in rows})
@@ -77,23 +78,24 @@ def summary_table(rows: list[dict]) -> str:
     cells = {}
     for r in rows:
         key = (r["op"], (r["backend"], r["device"], r["dtype"]))
-        worst = cells.get(key, (True, 0.0))
-        cells[key] = (worst[0] and r["passed"], max(worst[1], r["max_err_eps"]))
-    header = ["op \\ max error/eps"] + [f"{b}/{d}/{t}" for b, d, t in columns]
+        worst = cells.get(key, (True, 0.0, 0.0))
+        cells[key] = (worst[0] and r["passed"], max(worst[1], r["max_err_eps"]), max(worst[2], r.get("ratio", 0.0)))
+    header = ["op \\ error/eps x faithful"] + [f"{b}/{d}/{t}" for b, d, t in columns]
     lines = [header]
     for op in ops:
         line = [op]
         for col in columns:
             if (op, col) in cells:
-                ok, err = cells[(op, col)]
-                line.append(f"{'ok' if ok else 'FAIL'} {err:.3g}")
+                ok, err, ratio = cells[(op, col)]
+                line.append(f"{'ok' if ok else 'FAIL'} {err:.3g} x{ratio:.2g}")
             else:
                 line.append("-")
         lines.append(line)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in lines]
     failed = sum(not r["passed"] for r in rows)
-    text.append(f"{len(rows)} checks, {failed} failed (worst error over shapes, forward and gradients, in eps of the dtype)")
+    text.append(f"{len(rows)} checks, {failed} failed (worst error over shapes, forward and gradients, in eps of the "
+                f"precision; x: error over a faithful same-precision implementation's)")
     return "\n".join(text)
 
 

@@ -118,7 +118,8 @@ register(Op(
     large_shapes=({"V": 10000, "d": 128, "B": 256},),
     flops=lambda s: 2.0 * s["B"] * s["V"] * s["d"] + 5.0 * s["B"] * s["V"],
     bytes=lambda s, itemsize: itemsize * (2 * s["V"] * s["d"] + s["B"] * s["V"]) + 8 * s["B"],
-    fan_in=lambda s: s["d"] + s["V"], steps=lambda s: 1, tokens=lambda s: s["B"],
+    # the chain z, z - max, exp, p, then up to B scatter-adds into a row of dE_in
+    fan_in=lambda s: s["d"] + s["V"] + s["B"], steps=lambda s: 4 + s["B"], tokens=lambda s: s["B"],
     output_shapes=lambda inputs: (np.shape(inputs["w_i"]) + (np.shape(inputs["E_in"])[0],),),
     family="embedding", bad_inputs=lambda inputs: {**_bad_matrices(inputs), **_bad_ids(inputs, "w_i")},
     doc="p(w_o|w_i) = softmax over the vocabulary of e_w·e_{w_i}",

@@ -256,8 +256,8 @@ register(Op(
     large_shapes=({"T": 256, "B": 16, "V": 10000},),
     flops=lambda s: 4 * s["T"] * s["B"] * s["V"],
     bytes=lambda s, itemsize: itemsize * s["T"] * s["B"] * s["V"],
-    fan_in=lambda s: s["V"],
-    steps=lambda s: s["T"] * s["B"],
+    fan_in=lambda s: s["V"] + s["T"] * s["B"],  # the softmax denominator, then the sum over steps
+    steps=lambda s: 4,  # shift, exp-sum, log, pick: no recurrence
     tokens=lambda s: s["T"] * s["B"],
     output_shapes=lambda inputs: ((),),
     bad_inputs=_bad_loss,

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import types
 
-import numpy as np
 import pytest
 
 import seqbench
-from seqbench import catalog, registry, tolerance
+from seqbench import calibration, catalog, faithful, registry, tolerance
 from seqbench.backends import cupy_backend
 from seqbench.protocol import BackendUnavailable
 
@@ -119,9 +118,7 @@ gpu = pytest.mark.skipif(not _gpu_available(), reason=f"no usable cupy backend h
 
 def _inputs(op_name, shape, dtype, seed=0):
     op = catalog.get(op_name)
-    inputs = op.inputs(shape, seed)
-    return op, {k: tolerance.round_to(v, dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
-                for k, v in inputs.items()}
+    return op, faithful.round_tree(op.inputs(shape, seed), dtype)
 
 
 @gpu
@@ -129,8 +126,8 @@ def _inputs(op_name, shape, dtype, seed=0):
 @pytest.mark.parametrize("B", [1, 16, 33])
 def test_persistent_and_fused_paths_agree_with_the_reference(op_name, B):
     be = seqbench.backend("cupy")
-    op, inputs = _inputs(op_name, {"T": 24, "B": B, "I": 40, "H": 300, "ragged": True}, "float32")
-    expected = op.reference(**inputs)
+    shape = {"T": 24, "B": B, "I": 40, "H": 300, "ragged": True}
+    op, inputs = _inputs(op_name, shape, "float32")
     results = {}
     try:
         for path in ("auto", "fused"):
@@ -143,11 +140,9 @@ def test_persistent_and_fused_paths_agree_with_the_reference(op_name, B):
                 assert taken == {"persistent"}, f"auto took {taken} at B={B}"
     finally:
         be.recurrent_path = "auto"
-    budget = tolerance.budget(op, {"T": 24, "I": 40, "H": 300}, "float32")
     for path, outputs in results.items():
-        for name, a, e in zip(op.outputs, outputs, expected):
-            err = tolerance.error_in_eps(a, e, "float32")
-            assert err <= budget, f"{op_name} {path} {name}: {err:.3g} eps (budget {budget:.3g})"
+        verdict = calibration.check(op, shape, "float32", "forward", dict(zip(op.outputs, outputs)))
+        assert verdict.passed, f"{op_name} {path}: {verdict.worst}"
 
 
 @gpu
@@ -172,13 +167,11 @@ def test_persistent_kernel_at_the_issue_sizes():
 def test_negative_sampling_atomics_under_contention():
     """Every pair updates the same few rows: the atomics must add up to the reference's scatter."""
     be = seqbench.backend("cupy")
-    op = catalog.get("negative_sampling_lookup_loss")
-    inputs = op.inputs({"V": 3, "d": 64, "B": 4096, "K": 15})
-    cotangents = (1.0,)
-    expected = op.reference_vjp(cotangents, **inputs)
+    op, shape = catalog.get("negative_sampling_lookup_loss"), {"V": 3, "d": 64, "B": 4096, "K": 15}
+    inputs, cotangents, _ = calibration.reference_case(op, shape, "float64", "vjp")
     grads = be.vjp(op.name, cotangents, device="cuda", dtype="float64", **inputs)
-    for name, e in expected.items():
-        assert tolerance.error_in_eps(grads[name], e, "float64") < 1e4, name
+    verdict = calibration.check(op, shape, "float64", "vjp", grads)
+    assert verdict.passed, verdict.worst
 
 
 @gpu

@@ -71,7 +71,7 @@ def test_conformance_catches_a_wrong_equation_and_a_small_error(plugins, pyteste
     outcomes = result.parseoutcomes()
     # every gru and rnn forward case fails (float32 and float64, 3 shapes each); nothing else runs
     assert outcomes.get("failed") == 12 and "passed" not in outcomes
-    result.stdout.fnmatch_lines(["*gru forward on wrong-gru/cpu/float64: output 'y' is * eps (float64) from the float64 reference*"])
+    result.stdout.fnmatch_lines(["*gru forward on wrong-gru/cpu/float64: 'y' is * eps (float64, * error) from the float64 reference*"])
 
 
 def test_conformance_skips_an_unavailable_backend_with_its_reason(plugins, pytester):
@@ -138,20 +138,6 @@ def test_corrupt_results_file_is_reported_with_its_line(tmp_path):
     path.write_text('{"a": 1}\n{oops\n')
     with pytest.raises(ValueError, match="bad.jsonl:2: not a JSON line"):
         results.read_jsonl(path)
-
-
-def test_tf32_runs_are_measured_in_tf32_eps():
-    from seqbench import tolerance
-
-    assert tolerance.precision("float32", "tf32") == "tf32"
-    assert tolerance.precision("float32", "tf32 (precision=default)") == "tf32"
-    assert tolerance.precision("float32", "ieee") == "float32"
-    assert tolerance.precision("float64", "tf32") == "float64"
-    op = catalog.get("lstm")
-    shape = op.shapes[-1]
-    assert tolerance.budget(op, shape, "tf32") > tolerance.budget(op, shape, "float32")
-    r = np.linspace(-1, 1, 101)
-    assert tolerance.error_in_eps(r + 1e-4, r, "tf32") < tolerance.error_in_eps(r + 1e-4, r, "float32") / 1000
 
 
 def test_backends_take_plain_lists_as_the_reference_does():

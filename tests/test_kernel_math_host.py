@@ -9,7 +9,7 @@ g++) into a shared library and loaded with ctypes. Two levels:
 * whole ops: the cupy backend's own code (:mod:`seqbench.backends.cupy_cells`,
   :mod:`seqbench.backends.cupy_embedding`) run with NumPy arrays and the
   kernels of ``rnn_cells.cu``/``embedding.cu`` compiled for the host, over
-  every catalog shape, forward and gradients, within the conformance budget;
+  every catalog shape, forward and gradients, judged as the conformance suite judges;
   the recurrent ops once more with their forward through the persistent
   kernel (``persistent_lstm.cu``), its blocks run one after the other as if
   the device had 5 SMs (so blocks own several units, the last one padding).
@@ -28,10 +28,9 @@ import time
 import numpy as np
 import pytest
 
-from seqbench import catalog, tolerance
+from seqbench import calibration, catalog, faithful, tolerance
 from seqbench.backends import cupy_backend, cupy_cells, cupy_embedding
-from seqbench.protocol import tree_get, tree_leaves
-from seqbench.protocol import tree_map
+from seqbench.protocol import tree_leaves, tree_map
 from seqbench.reference.primitives import mv
 
 # the cell modules (seqbench.reference re-exports functions of the same names)
@@ -71,12 +70,6 @@ class Math:
         return outs
 
 
-def rounded(tree, dtype):
-    """Float arrays rounded to ``dtype`` (kept float64, for the reference) — as the conformance suite does."""
-    return tree_map(lambda a: tolerance.round_to(a, dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a,
-                    tree)
-
-
 def cast(tree, dtype):
     return tree_map(lambda a: a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a, tree)
 
@@ -92,7 +85,7 @@ def _cell_setup(cell, I, H, B, dtype, seed=0):
     p = {name: rng.uniform(-k, k, shape) for name, shape in cell.param_shapes(I, H).items()}
     x, h, C = rng.standard_normal((B, I)), 0.5 * rng.standard_normal((B, H)), 0.5 * rng.standard_normal((B, H))
     dh, dC = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    return rounded((p, x, h, C, dh, dC), dtype)
+    return faithful.round_tree((p, x, h, C, dh, dC), dtype)  # as the conformance suite rounds inputs
 
 
 # ---- one step, pointwise -----------------------------------------------------------------------
@@ -262,27 +255,23 @@ class Spy:
 
 @pytest.mark.parametrize(("op", "shape", "dtype", "path"), CASES)
 def test_op_on_host_kernels(host, op, shape, dtype, path):
-    """Forward and vjp of the backend's code over host-built kernels, within the conformance budget."""
-    inputs = rounded(op.inputs(shape), dtype)
+    """Forward and vjp of the backend's code over host-built kernels, judged as the conformance suite judges."""
     ctx = host.context(PERSISTENT_SMS if path == "persistent" else None)
     if path == "persistent":
         ctx.persistent = spy = Spy(ctx.persistent)
-    expected = op.reference(**inputs)
+    inputs, _, expected = calibration.reference_case(op, shape, dtype, "forward")
     actual = _run(ctx, op, cast(inputs, dtype))
     assert len(actual) == len(expected)
-    budget = tolerance.budget(op, shape, dtype)
-    for name, a, e in zip(op.outputs, actual, expected):
-        assert_close(np.asarray(a), e, dtype, f"{op.name} output {name}", budget)
+    verdict = calibration.check(op, shape, dtype, "forward", dict(zip(op.outputs, map(np.asarray, actual))))
+    assert verdict.passed, f"{op.name} forward: {verdict.worst}"
 
-    cotangents = rounded(op.cotangents(expected), dtype)
-    expected_grads = op.reference_vjp(cotangents, **inputs)
+    inputs, cotangents, expected_grads = calibration.reference_case(op, shape, dtype, "vjp")
     device_cotangents = tuple(np.asarray(c, dtype=dtype) for c in cotangents)
     grads = _run(ctx, op, cast(inputs, dtype), device_cotangents)
-    budget = tolerance.budget(op, shape, dtype, gradient=True)
     expected_paths = [path for path, _ in tree_leaves(expected_grads)]
     assert sorted(map(str, expected_paths)) == sorted(str(path) for path, _ in tree_leaves(grads)), "gradient structure"
-    for path_, e in tree_leaves(expected_grads):
-        assert_close(np.asarray(tree_get(grads, path_)), e, dtype, f"{op.name} gradient {'/'.join(map(str, path_))}", budget)
+    verdict = calibration.check(op, shape, dtype, "vjp", tree_map(np.asarray, grads))
+    assert verdict.passed, f"{op.name} gradients: {verdict.worst}"
     if path == "persistent":
         passes = 2 if op.function in ("bidirectional", "stacked") else 1
         assert spy.ran == 2 * passes, "every forward sequence should have run the persistent kernel"
