@@ -96,7 +96,8 @@ def _candidate(c) -> str:
     text = (f"{c.backend} ({c.implementation}): {num(c.time_s * 1e3, '{:.4g}')} ms, "
             f"{num(c.throughput, '{:.3g}')} items/s, {num(c.gflops, '{:.3g}')} GFLOP/s "
             f"({num(100 * c.roofline_fraction, '{:.2g}')}% of roofline), "
-            f"max error {num(c.max_err_eps, '{:.3g}')} eps, variant {c.variant}, math mode {c.math_mode}")
+            f"max error {num(c.max_err_eps, '{:.3g}')} eps ({num(c.ratio, '{:.2g}')}x a faithful implementation's), "
+            f"variant {c.variant}, math mode {c.math_mode}")
     if c.estimated_time_s == c.estimated_time_s and c.estimated_time_s is not None:
         text += f"; ~{c.estimated_time_s * 1e3:.4g} ms estimated at the requested shape"
     return text

@@ -64,7 +64,7 @@ ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 COLUMNS = [
     "machine", "device", "device_name", "backend", "implementation", "op", "variant", "kind", "dtype",
     "math_mode", *SHAPE_KEYS, "time_s", "throughput", "gflops", "roofline_fraction", "peak_gflops",
-    "peak_source", "peak_memory", "peak_memory_source", "conformance_passed", "max_err_eps",
+    "peak_source", "peak_memory", "peak_memory_source", "conformance_passed", "max_err_eps", "ratio",
     "conformance_reason", "versions", "commit", "date", "benchmark",
 ]
 _CHECK_KEYS = ["machine", "backend", "devkey", "dtype", "op"]
@@ -122,16 +122,19 @@ def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
     """One row per (machine, backend, device, dtype, op): passed only if every check passed."""
     rows = []
     if conformance.empty:
-        return pd.DataFrame(columns=_CHECK_KEYS + ["conformance_passed", "checks", "failed", "max_err_eps",
+        return pd.DataFrame(columns=_CHECK_KEYS + ["conformance_passed", "checks", "failed", "max_err_eps", "ratio",
                                                    "conformance_reason", "device_name", "math_mode", "versions"])
     for key, group in conformance.groupby(_CHECK_KEYS, dropna=False):
         failed = group[~group["passed"]]
         reason = ""
         if len(failed):
-            worst = failed.loc[(failed["max_err_eps"] / failed["budget_eps"]).idxmax()]
+            err = failed["err_eps"] if "err_eps" in failed else failed["max_err_eps"]  # rows before the calibrated model
+            worst = failed.loc[(err / failed["budget_eps"]).idxmax()]
+            faithful = (f", {worst['ratio']:.3g}x a faithful implementation's error"
+                        if pd.notna(worst.get("ratio")) else "")
             reason = (f"fails conformance: {len(failed)} of {len(group)} checks; worst: {worst['kind']} at "
-                      f"{worst.get('shape', '?')}, output {worst.get('worst', '?')!r} is "
-                      f"{worst['max_err_eps']:.3g} eps from the float64 reference "
+                      f"{worst.get('shape', '?')}, {worst.get('worst', '?')!r} is "
+                      f"{err[worst.name]:.3g} eps from the float64 reference{faithful} "
                       f"(budget {worst['budget_eps']:.3g} eps) [{worst.get('test_id', '')}]")
         rows.append({
             **dict(zip(_CHECK_KEYS, key)),
@@ -140,6 +143,7 @@ def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
             "checks": len(group),
             "failed": len(failed),
             "max_err_eps": group["max_err_eps"].max(),
+            "ratio": group["ratio"].max() if "ratio" in group else math.nan,
             "conformance_reason": reason,
             "variant": _first(group, "variant"),
             "device_name": _first(group, "device_name"),
@@ -148,6 +152,34 @@ def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
             "versions": group["versions"].iloc[-1] if "versions" in group else None,
         })
     return pd.DataFrame(rows)
+
+
+#: A conforming backend whose error is more than this many times the most accurate conforming one's
+#: (in the same machine, device, dtype, math mode and op) is flagged in the report.
+FAR_WORSE = 3.0
+
+
+def accuracy_outliers(checks: pd.DataFrame) -> pd.DataFrame:
+    """Conforming backends far less accurate than the best conforming backend of their group.
+
+    Accuracy is the ``ratio`` of a check (error ÷ a faithful same-precision
+    implementation's error); the best of a group counts as at least 1, so a
+    backend as accurate as the faithful implementation is never flagged.
+    """
+    columns = ["machine", "device", "dtype", "math_mode", "op", "backend", "ratio", "best", "best_ratio"]
+    if checks.empty or "ratio" not in checks or checks["ratio"].isna().all():
+        return pd.DataFrame(columns=columns)
+    ok = checks[checks["conformance_passed"].astype(bool) & checks["ratio"].notna()]
+    rows = []
+    for (machine, device, dtype, mode, op), group in ok.groupby(
+            ["machine", "devkey", "dtype", ok["math_mode"].fillna(""), "op"], sort=True):
+        best = group.loc[group["ratio"].idxmin()]
+        for _, r in group.iterrows():
+            if r["ratio"] > FAR_WORSE * max(best["ratio"], 1.0):
+                rows.append({"machine": machine, "device": device, "dtype": dtype, "math_mode": mode, "op": op,
+                             "backend": r["backend"], "ratio": r["ratio"], "best": best["backend"],
+                             "best_ratio": best["ratio"]})
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --- asv ------------------------------------------------------------------------------------
@@ -311,6 +343,7 @@ def _enrich(row: dict, checks: pd.DataFrame, machines: dict) -> dict:
     check = _check(checks, row["machine"], backend, device, dtype, row["op"])
     row["conformance_passed"] = check.get("conformance_passed")  # None: never checked
     row["max_err_eps"] = check.get("max_err_eps", math.nan)
+    row["ratio"] = check.get("ratio", math.nan)
     row["conformance_reason"] = check.get("conformance_reason") or (
         "" if check else f"no conformance results for {row['op']} on {backend}/{device}/{dtype}")
     row["math_mode"] = row.get("math_mode") or check.get("math_mode")

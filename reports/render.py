@@ -75,14 +75,25 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
     else:
         blocks.append(("p", "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over "
                             "min(peak, intensity x bandwidth) of the device (see Method); error = largest "
-                            "conformance error of the winner for this op, in eps of the dtype."))
+                            "conformance error of the winner for this op, in eps of the dtype; x faithful = that "
+                            "error over the error of a faithful implementation in the same precision (about 1: as "
+                            "accurate as a plain implementation of the equations)."))
         blocks += [("table", glance_table(recs)), ("h3", "Every measured workload"),
                    ("table", recommendations_table(recs))]
     dropped = dropped_table(table, checks)
     blocks.append(("h2", "Backends dropped, and why"))
     blocks.append(("table", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
     if len(checks):
-        blocks += [("h2", "Conformance"), ("p", "Worst error over shapes, forward and gradients, in eps of the dtype."),
+        outliers = load.accuracy_outliers(checks)
+        blocks += [("h2", "Accuracy outliers"), ("p", (
+            f"Conforming backends whose error is more than {load.FAR_WORSE:g}x the most accurate conforming "
+            "backend's, in the same dtype and math mode (x faithful = error ÷ a faithful same-precision "
+            "implementation's error, typical entry of the worst leaf).")),
+            ("table", outliers_table(outliers)) if len(outliers) else ("p", "None.")]
+        blocks += [("h2", "Conformance"), ("p", (
+            "Per backend, device and dtype: ok or FAIL, the worst error over shapes, forward and gradients, in eps "
+            "of the precision, and x its ratio to a faithful same-precision implementation's error (tolerance "
+            "model: README, seqbench/tolerance.py).")),
                    ("table", conformance_table(checks)),
                    ("h2", "Which equation each backend computes"), ("table", variants_table(checks))]
     blocks.append(("h2", "Plots"))
@@ -149,6 +160,7 @@ def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
         "GFLOP/s": recs["gflops"].map(lambda v: fmt(v, "{:.3g}")),
         "roofline": recs["roofline_fraction"].map(lambda v: fmt(100 * v, "{:.2g}%")),
         "error (eps)": recs["max_err_eps"].map(lambda v: fmt(v, "{:.3g}")),
+        "x faithful": recs["ratio"].map(lambda v: fmt(v, "{:.2g}")),
         "peak memory": recs["peak_memory"].map(fmt_bytes),
         "runner-up": recs["runner_up"].fillna("—"),
         "speed-up": recs["speedup"].map(lambda v: fmt(v, "×{:.2f}")),
@@ -172,11 +184,48 @@ def dropped_table(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
 
 
 def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:
+    ratios = checks["ratio"] if "ratio" in checks else pd.Series(math.nan, index=checks.index)
     cell = checks.assign(column=checks["backend"] + "/" + checks["devkey"] + "/" + checks["dtype"],
-                         text=[f"{'ok' if ok else 'FAIL'} {err:.3g}" for ok, err in
-                               zip(checks["conformance_passed"], checks["max_err_eps"])])
+                         text=[f"{'ok' if ok else 'FAIL'} {err:.3g}" + (f" x{ratio:.2g}" if ratio == ratio else "")
+                               for ok, err, ratio in zip(checks["conformance_passed"], checks["max_err_eps"], ratios)])
     grid = cell.pivot_table(index=["machine", "op"], columns="column", values="text", aggfunc="first").fillna("—")
     return grid.reset_index()
+
+
+DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
+
+
+def conformance_summary(conformance: pd.DataFrame) -> pd.DataFrame:
+    """Backend/device × dtype: checks passed of those run, and the worst error ÷ a faithful implementation's.
+
+    The README's conformance table is this, for the committed CPU results (``tests/test_readme.py``).
+    """
+    frame = conformance.assign(column=conformance["dtype"].where(
+        conformance.get("eps_unit", conformance["dtype"]) != "tf32", "float32 (tf32)"))
+    rows = []
+    for (backend, device), group in frame.groupby(["backend", "device"], sort=True):
+        row = {"backend": backend, "device": device}
+        for column, cells in sorted(group.groupby("column"), key=lambda kv: _dtype_rank(kv[0])):
+            passed, ratio = int(cells["passed"].sum()), cells["ratio"].max() if "ratio" in cells else math.nan
+            state = "ok" if passed == len(cells) else "FAIL"
+            row[column] = f"{state} {passed}/{len(cells)}" + (f", ≤ {ratio:.2g}x" if ratio == ratio else "")
+        rows.append(row)
+    columns = ["backend", "device"] + sorted({c for r in rows for c in r} - {"backend", "device"}, key=_dtype_rank)
+    return pd.DataFrame(rows, columns=columns).fillna("–")
+
+
+def _dtype_rank(column: str) -> int:
+    name = column.split()[0]
+    return DTYPE_ORDER.index(name) if name in DTYPE_ORDER else len(DTYPE_ORDER)
+
+
+def outliers_table(outliers: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "machine": outliers["machine"], "device": outliers["device"], "dtype": outliers["dtype"],
+        "math mode": outliers["math_mode"], "op": outliers["op"], "backend": outliers["backend"],
+        "x faithful": outliers["ratio"].map(lambda v: f"{v:.2g}"),
+        "most accurate": [f"{b} (x{r:.2g})" for b, r in zip(outliers["best"], outliers["best_ratio"])],
+    })
 
 
 def variants_table(checks: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from .load import SHAPE_KEYS
 #: What identifies a workload in the tidy table (the shape keys follow).
 WORKLOAD = ["machine", "device", "op", "dtype", "kind"]
 CANDIDATE_COLUMNS = ["backend", "implementation", "variant", "math_mode", "time_s", "throughput", "gflops",
-                     "roofline_fraction", "peak_memory", "max_err_eps"]
+                     "roofline_fraction", "peak_memory", "max_err_eps", "ratio"]
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Candidate:
     roofline_fraction: float
     peak_memory: float
     max_err_eps: float
+    ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.tolerance)
     estimated_time_s: float = math.nan  # at the requested shape, when it was not measured
 
 
@@ -105,6 +106,7 @@ def recommendations(table: pd.DataFrame) -> pd.DataFrame:
             "gflops": winner.gflops if winner else math.nan,
             "roofline_fraction": winner.roofline_fraction if winner else math.nan,
             "max_err_eps": winner.max_err_eps if winner else math.nan,
+            "ratio": winner.ratio if winner else math.nan,
             "peak_memory": winner.peak_memory if winner else math.nan,
             "runner_up": runner.backend if runner else None,
             "speedup": runner.time_s / winner.time_s if runner else math.nan,

@@ -33,6 +33,7 @@ MACHINES = {
 OPS = {"LSTM": "lstm", "GRU": "gru"}
 UNCHECKED = {"torch-compile"}
 FAILS = {("cupy", "lstm")}
+LESS_ACCURATE = {"jax": 4.0}  # conforms, at 4x a faithful implementation's error: an accuracy outlier
 
 
 def factor(machine: str, backend: str, op: str, T: int, H: int, B: int) -> float | None:
@@ -103,8 +104,9 @@ def write_conformance(path: Path, machine: str, spec: dict) -> None:
             "versions": f"{backend}=1.0" + ("" if backend == "numpy" else ";numpy=2.0"),
             "time": "2025-01-01T00:00:00+00:00", "kind": kind,
             "backend": backend, "device": spec["device"], "dtype": "float32", "op": op, "variant": "notes",
-            "shape": str(shape), **shape, "passed": not bad, "max_err_eps": err, "budget_eps": 600.0,
-            "worst": "C_T" if bad else "y",
+            "shape": str(shape), **shape, "passed": not bad, "max_err_eps": err, "err_eps": err,
+            "control_eps": 2.0, "ratio": err / 2.0 if bad else LESS_ACCURATE.get(backend, 1.0),
+            "budget_eps": 600.0, "worst": "C_T" if bad else "y",
         })
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

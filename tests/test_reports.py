@@ -15,6 +15,8 @@ import pytest
 pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
+import pandas as pd  # noqa: E402
+
 from seqbench.reports import cli, load, peaks, render, select, synthetic  # noqa: E402
 
 
@@ -208,11 +210,27 @@ def test_report_files_and_content(results_dir, tmp_path, capsys):
     # the fast non-conforming backend is never recommended, and the report says why it was dropped
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| gpubox | cuda | lstm | notes")]
     assert len(rows) == 12 and all(r[7] in ("torch", "jax") for r in rows)
-    dropped = md[md.index("## Backends dropped"):md.index("## Conformance")]
+    dropped = md[md.index("## Backends dropped"):md.index("## Accuracy outliers")]
     assert "| gpubox | cupy | cuda | float32 | lstm | fails conformance: 2 of 6 checks" in dropped
     assert "| gpubox | torch-compile | cuda | float32 | lstm | no conformance results" in dropped
     assert "| gpubox | cupy | cuda | float32 | gru |" not in dropped  # cupy conforms for gru
     assert "(report.csv)" not in md and (report / "benchmarks.csv").stat().st_size > 0
+    # accuracy beside speed: the ratio to a faithful implementation, and the conforming backend far worse than the best
+    outliers = md[md.index("## Accuracy outliers"):md.index("## Conformance")]
+    assert "| gpubox | cuda | float32 | ieee | lstm | jax | 4 | torch (x1) |" in outliers
+    assert "| gpubox | cuda | float32 | ieee | gru | jax | 4 | cupy (x1) |" in outliers and "| cpubox |" not in outliers
+    assert "| gpubox | lstm | FAIL 5e+03 x2.5e+03 | ok 36 x4 | — | — | ok 36 x1 |" in md
+
+
+def test_accuracy_outliers_compare_within_dtype_and_math_mode(table):
+    checks = pd.DataFrame([
+        {"machine": "m", "devkey": "cuda", "dtype": "float32", "math_mode": mode, "op": "lstm", "backend": b,
+         "conformance_passed": True, "ratio": r}
+        for b, mode, r in (("a", "ieee", 1.1), ("b", "ieee", 3.0), ("c", "ieee", 3.6), ("d", "tf32", 3.6))])
+    flagged = load.accuracy_outliers(checks)
+    assert list(flagged["backend"]) == ["c"] and flagged["best"].iloc[0] == "a"  # d is alone in its math mode
+    checks.loc[checks["backend"] == "c", "conformance_passed"] = False
+    assert load.accuracy_outliers(checks).empty  # a failing backend is dropped, not flagged
 
 
 def test_report_from_conformance_only(results_dir, tmp_path):
