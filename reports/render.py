@@ -87,8 +87,8 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
         outliers = load.accuracy_outliers(checks)
         blocks += [("h2", "Accuracy outliers"), ("p", (
             f"Conforming backends whose error is more than {load.FAR_WORSE:g}x the most accurate conforming "
-            "backend's, in the same dtype and math mode (x faithful = error ÷ a faithful same-precision "
-            "implementation's error, typical entry of the worst leaf).")),
+            "backend's, in the same dtype and math mode (x faithful: the l2 errors of every output and gradient "
+            "leaf, pooled, over a faithful same-precision implementation's).")),
             ("table", outliers_table(outliers)) if len(outliers) else ("p", "None.")]
         blocks += [("h2", "Conformance"), ("p", (
             "Per backend, device and dtype: ok or FAIL, the worst error over shapes, forward and gradients, in eps "

@@ -97,7 +97,6 @@ METRICS = ("max", "l2")
 MULTIPLE = {"l2": 2.0, "max": 8.0}  # l2: for a large leaf; see multiple()
 FLOOR = 2.0
 CAP = {"forward": 4.0, "vjp": 16.0}
-RATIO_MIN_SIZE = 64  # leaves the reported accuracy ratio is taken over (a few entries average no noise)
 
 
 def precision(dtype: str, math_mode: str = "ieee") -> str:
@@ -205,12 +204,13 @@ class Verdict:
 
     @property
     def ratio(self) -> float:
-        """The accuracy a reader can judge: the largest ``l2`` error ÷ faithful error over the leaves of at
-        least ``RATIO_MIN_SIZE`` entries (all leaves where none is that large), where ``l2`` is a stable
-        measure; ~1 is as accurate as a plain same-precision implementation."""
+        """The accuracy a reader can judge: the ``l2`` errors of all leaves pooled, entry-weighted, over the
+        faithful implementation's (each floored at 1 eps), ``√(Σ n·error²) / √(Σ n·faithful²)``; about 1 is
+        as accurate as a plain same-precision implementation. Pooled, a leaf of a few entries cannot make
+        it noisy, and a wrong leaf still dominates it."""
         l2 = [c for c in self.checks if c.metric == "l2"]
-        large = [c for c in l2 if c.size >= RATIO_MIN_SIZE] or l2
-        return max((c.ratio for c in large), default=0.0)
+        faithful = sum(c.size * max(c.control, 1.0) ** 2 for c in l2)
+        return math.sqrt(sum(c.size * c.error**2 for c in l2) / faithful) if faithful else 0.0
 
     @property
     def max_error(self) -> float:

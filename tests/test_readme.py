@@ -1,7 +1,9 @@
-"""The README's quick start is what CI runs."""
+"""The README's quick start is what CI runs, and its tables are what the code and the committed results say."""
 
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,3 +16,55 @@ def test_ci_runs_the_readme_test_command():
     main_job, tests = commands
     assert main_job.endswith("seqbench run") and tests.endswith("pytest")
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def _table_at(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def tolerance_table() -> str:
+    """What the tolerance model allows at the recurrent conformance shape (regenerate the README's from this)."""
+    from seqbench import calibration, catalog
+
+    def pair(row, kind, what):
+        return f"{row[f'{kind} l2 {what}']:.2g} / {row[f'{kind} max {what}']:.2g}"
+
+    lines = ["| precision | outputs: faithful l2 / max | outputs: budget l2 / max | outputs: cap "
+             "| gradients: faithful l2 / max | gradients: budget l2 / max | gradients: cap |",
+             "|---|---|---|---|---|---|---|"]
+    for row in calibration.summary(catalog.get("lstm"), {"T": 32, "B": 8, "I": 16, "H": 32}):
+        lines.append(f"| {row['precision']} | {pair(row, 'forward', 'faithful')} | {pair(row, 'forward', 'budget')} "
+                     f"| {row['forward cap']:.2g} | {pair(row, 'vjp', 'faithful')} | {pair(row, 'vjp', 'budget')} "
+                     f"| {row['vjp cap']:.2g} |")
+    return "\n".join(lines)
+
+
+def test_the_readme_tolerance_table_is_what_the_model_allows():
+    readme = (ROOT / "README.md").read_text()
+    marker = "budget is under its cap):\n"
+    expected = tolerance_table()
+    assert _table_at(readme.split(marker, 1)[1].lstrip("\n")) == expected, (
+        "the README's tolerance table is out of date; replace it with:\n" + expected)
+
+
+def conformance_table() -> str:
+    """The README's conformance table, from the committed CPU results."""
+    from seqbench.reports import load, render
+
+    frame = load.load_conformance(sorted((ROOT / "results" / "conformance").glob("cpu-*.jsonl")))
+    return render.markdown_table(render.conformance_summary(frame)).strip()
+
+
+def test_the_readme_conformance_table_is_the_committed_results():
+    pytest.importorskip("pandas")
+    readme = (ROOT / "README.md").read_text()
+    marker = "### Conformance on this machine (CPU)\n"
+    section = readme.split(marker, 1)[1]
+    table = _table_at(section[section.index("\n|") + 1:])
+    expected = conformance_table()
+    assert table == expected, "the README's conformance table is out of date; replace it with:\n" + expected
