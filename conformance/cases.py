@@ -8,7 +8,9 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from seqbench import catalog, registry
-from seqbench.protocol import BackendUnavailable
+from seqbench.protocol import DTYPES, BackendUnavailable
+
+DEVICE_KINDS = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,25 @@ class Case:
         return f"{self.op.name}-{self.backend}-{self.device}-{self.dtype}-{catalog.shape_id(self.shape)}"
 
 
+#: Backends that compile per shape and dtype, and on a GPU take seconds to (about 2.5 s a case for jax on an
+#: H200): a quick selection checks them there on one shape in two dtypes, so compiling does not dominate.
+QUICK_COMPILED = ("jax", "jax-highest")
+QUICK_SHAPE = {"T": 32, "B": 8, "I": 16, "H": 32}
+QUICK_DTYPES = ("float32", "float16")
+
+
 @dataclass(frozen=True)
 class Selection:
-    """What a run is narrowed to; empty tuples mean everything."""
+    """What a run is narrowed to; empty tuples mean everything. ``quick`` is the main job's selection
+    (``seqbench run``): :data:`QUICK_COMPILED` backends on a GPU check only :data:`QUICK_SHAPE` in
+    :data:`QUICK_DTYPES`."""
 
     backends: tuple = ()
     devices: tuple = ()
     dtypes: tuple = ()
     ops: tuple = ()
     large: bool = False
+    quick: bool = False
 
     def wants(self, kind: str, value: str) -> bool:
         chosen = getattr(self, kind)
@@ -59,12 +71,33 @@ def _backends(sel: Selection):
             yield name, None, str(error)
 
 
-def cases(sel: Selection) -> list[Case]:
-    """Every conformance case of the selection; unavailable combinations become skip cases."""
+def check_selection(sel: Selection, backends=None) -> None:
+    """A ValueError naming the option for a name that selects nothing anywhere (an unknown op, dtype or device)."""
     for op in sel.ops:
         catalog.get(op)
+    for dtype in sel.dtypes:
+        if dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    listed = sorted({d for be in backends or () for d in be.devices()})
+    for device in sel.devices:
+        if device.split(":")[0] not in DEVICE_KINDS and device not in listed:
+            raise ValueError(f"--device must be cpu or cuda (also cuda:tf32, cuda:1, ...) or a device a backend "
+                             f"here lists {listed}, got {device!r}")
+
+
+def _narrowed(sel: Selection, backend: str, device: str, dtype: str, shape: dict) -> bool:
+    """Whether the quick selection leaves this case out (a compiling backend on a GPU, off its one shape)."""
+    if not (sel.quick and backend in QUICK_COMPILED and device != "cpu"):
+        return False
+    return dtype not in QUICK_DTYPES or {k: shape.get(k) for k in QUICK_SHAPE} != QUICK_SHAPE
+
+
+def cases(sel: Selection) -> list[Case]:
+    """Every conformance case of the selection; unavailable combinations become skip cases."""
+    chosen = list(_backends(sel))
+    check_selection(sel, [be for _, be, _ in chosen if be is not None])
     out = []
-    for name, be, reason in _backends(sel):
+    for name, be, reason in chosen:
         if be is None:
             out.append(Case(name, skip=reason))
             continue
@@ -77,7 +110,8 @@ def cases(sel: Selection) -> list[Case]:
                 for op in (o for o in catalog.ops().values() if sel.wants("ops", o.name)):
                     support = be.supports(op, device, dtype)
                     for shape in op.shapes + (op.large_shapes if sel.large else ()):
-                        out.append(Case(name, device, dtype, op, shape, "" if support else support.reason))
+                        if not _narrowed(sel, name, device, dtype, shape):
+                            out.append(Case(name, device, dtype, op, shape, "" if support else support.reason))
     return out
 
 

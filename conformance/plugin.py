@@ -1,9 +1,14 @@
 """The pytest plugin behind the conformance suite (registered as a ``pytest11`` entry point).
 
-Options narrow a run: ``--backend``, ``--device``, ``--dtype``, ``--op`` (each
-repeatable or comma-separated) and ``--large`` for the large shapes. Every
-checked case becomes one flat JSON row in ``<results-dir>/<machine>.jsonl``,
-merged by test id and written atomically at the end of the session.
+Its options are namespaced, so it can sit in any pytest session of an
+environment without clashing with other plugins: ``--seqbench-backend``,
+``--seqbench-device``, ``--seqbench-dtype``, ``--seqbench-op`` (each repeatable
+or comma-separated) narrow a run, ``--seqbench-large`` adds the large shapes,
+``--seqbench-quick`` is the main job's selection (:data:`.cases.QUICK_COMPILED`).
+It only acts on tests that ask for the ``case`` fixture (the suite in this
+package). Every checked case becomes one flat JSON row in
+``<results-dir>/<machine>.jsonl``, merged by test id and written atomically at
+the end of the session.
 """
 
 from __future__ import annotations
@@ -17,23 +22,28 @@ from seqbench import registry, results
 from .cases import Selection, cases, known_failure
 
 _ROWS = pytest.StashKey[list]()
+NARROWING = (("backend", "backend name"), ("device", "device, e.g. cpu or cuda"), ("dtype", "dtype, e.g. float32"),
+             ("op", "catalog op name"))
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("seqbench", "seqbench conformance")
-    for name, what in (("backend", "backend name"), ("device", "device, e.g. cpu or cuda"),
-                       ("dtype", "dtype, e.g. float32"), ("op", "catalog op name")):
-        group.addoption(f"--{name}", action="append", default=[], help=f"only this {what} (repeatable, comma-separated)")
-    group.addoption("--large", action="store_true", help="also check the large shapes (T>=256, H>=256)")
-    group.addoption("--results-dir", default="results/conformance", help="where the JSON-lines results go")
-    group.addoption("--no-results", action="store_true", help="do not write results")
+    for name, what in NARROWING:
+        group.addoption(f"--seqbench-{name}", action="append", default=[],
+                        help=f"only this {what} (repeatable, comma-separated)")
+    group.addoption("--seqbench-large", action="store_true", help="also check the large shapes (T>=256, H>=256)")
+    group.addoption("--seqbench-quick", action="store_true",
+                    help="the main job's selection: jax on a GPU checks one shape in float32/float16")
+    group.addoption("--seqbench-results-dir", default="results/conformance", help="where the JSON-lines results go")
+    group.addoption("--seqbench-no-results", action="store_true", help="do not write results")
 
 
 def selection(config) -> Selection:
     def values(name):
-        return tuple(v for item in config.getoption(name) for v in item.split(",") if v)
+        return tuple(v for item in config.getoption(f"seqbench_{name}") for v in item.split(",") if v)
 
-    return Selection(values("backend"), values("device"), values("dtype"), values("op"), config.getoption("large"))
+    return Selection(values("backend"), values("device"), values("dtype"), values("op"),
+                     config.getoption("seqbench_large"), config.getoption("seqbench_quick"))
 
 
 def pytest_configure(config):
@@ -88,8 +98,8 @@ def record(request):
 
 def pytest_sessionfinish(session):
     rows = session.config.stash.get(_ROWS, [])
-    if rows and not session.config.getoption("no_results"):
-        path = session.config.rootpath / session.config.getoption("results_dir") / f"{results.machine_name()}.jsonl"
+    if rows and not session.config.getoption("seqbench_no_results"):
+        path = session.config.rootpath / session.config.getoption("seqbench_results_dir") / f"{results.machine_name()}.jsonl"
         results.merge_jsonl(path, rows)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter:

@@ -3,7 +3,7 @@
 Wrong backends are third-party plug-ins (``tests/plugins/wrong_backends.py``)
 found through the ``seqbench.backends`` entry point of a distribution made
 in a temporary folder, and checked by the conformance suite as a user's
-``pytest --pyargs seqbench.conformance --backend=...`` would.
+``pytest --pyargs seqbench.conformance --seqbench-backend=...`` would.
 """
 
 import math
@@ -41,7 +41,7 @@ def entry_points(tmp_path_factory):
 
 def conformance(pytester, backend, *options):
     result = pytester.runpytest_inprocess(
-        "--pyargs", "seqbench.conformance", f"--backend={backend}", "--no-results", "-p", "no:cacheprovider",
+        "--pyargs", "seqbench.conformance", f"--seqbench-backend={backend}", "--seqbench-no-results", "-p", "no:cacheprovider",
         "-k", "test_forward or test_vjp", *options)
     return result, result.parseoutcomes()
 
@@ -52,18 +52,18 @@ def test_plugins_are_found_through_the_entry_point(entry_points):
 
 
 @pytest.mark.parametrize(("backend", "options"), [
-    ("one-percent-off", ["--dtype=float16"]),
-    ("one-percent-off", ["--device=cpu:tf32"]),
-    ("ten-percent-off", ["--dtype=bfloat16"]),
-    ("1e-5-off", ["--dtype=float32"]),
+    ("one-percent-off", ["--seqbench-dtype=float16"]),
+    ("one-percent-off", ["--seqbench-device=cpu:tf32"]),
+    ("ten-percent-off", ["--seqbench-dtype=bfloat16"]),
+    ("1e-5-off", ["--seqbench-dtype=float32"]),
 ], ids=["float16-1%", "tf32-1%", "bfloat16-10%", "float32-1e-5"])
 def test_a_scaled_backend_fails_every_case(entry_points, pytester, backend, options):
-    result, outcomes = conformance(pytester, backend, f"--op={RECURRENT},{EMBEDDING}", *options)
+    result, outcomes = conformance(pytester, backend, f"--seqbench-op={RECURRENT},{EMBEDDING}", *options)
     assert outcomes.get("failed", 0) > 0 and "passed" not in outcomes, outcomes
 
 
 def test_a_wrong_reverse_direction_gradient_fails_and_is_named(entry_points, pytester):
-    result, outcomes = conformance(pytester, "wrong-reverse-gradient", "--op=bidirectional_rnn,bidirectional_lstm")
+    result, outcomes = conformance(pytester, "wrong-reverse-gradient", "--seqbench-op=bidirectional_rnn,bidirectional_lstm")
     # forward is right everywhere; every gradient case fails, in every precision and math mode
     vjp_cases = 2 * (2 * 4 + 2)  # two ops × (4 dtypes × 2 shapes on cpu + 2 shapes on cpu:tf32)
     assert (outcomes.get("passed"), outcomes.get("failed")) == (vjp_cases, vjp_cases), outcomes
@@ -71,7 +71,7 @@ def test_a_wrong_reverse_direction_gradient_fails_and_is_named(entry_points, pyt
 
 
 def test_a_faithful_rounding_backend_passes_every_case(entry_points, pytester):
-    result, outcomes = conformance(pytester, "rounding", f"--op={RECURRENT},{EMBEDDING}")
+    result, outcomes = conformance(pytester, "rounding", f"--seqbench-op={RECURRENT},{EMBEDDING}")
     assert outcomes.get("passed", 0) > 100 and "failed" not in outcomes, outcomes
 
 
