@@ -378,6 +378,11 @@ def _compiler() -> str:
     return choice
 
 
+def _nvidia_driver() -> bool:
+    """Whether an NVIDIA driver is loaded here at all (its device files or its /proc entry)."""
+    return any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version"))
+
+
 class CupyBackend(Backend):
     name = "cupy"
     #: float16 (half storage, float arithmetic in the kernels, cuBLAS for the GEMMs) where the
@@ -394,6 +399,8 @@ class CupyBackend(Backend):
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as error:  # e.g. cudaErrorInsufficientDriver / cudaErrorNoDevice
+            if not _nvidia_driver():  # CUDA's own words ("driver version is insufficient") mislead here
+                raise BackendUnavailable("no NVIDIA GPU/driver on this machine") from None
             raise BackendUnavailable(f"no CUDA device: {type(error).__name__}: {error}") from None
         if count == 0:
             raise BackendUnavailable("no CUDA device: cupy.cuda.runtime.getDeviceCount() returned 0")

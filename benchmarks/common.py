@@ -38,6 +38,13 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     minutes per recurrent cell for the five CPU backends on two cores (about
     two hours for every op): narrow it, e.g.
     ``seqbench bench --grid mid --op rnn,lstm,gru``.
+``gpu``
+    a short GPU session (``seqbench run`` on a GPU): seq_len 64, 512;
+    hidden 256, 1024; batch 1, 16, 256 — the shapes where the persistent
+    kernels, the fused step kernels, cuDNN and XLA trade places — in float32
+    (``cuda`` IEEE and ``cuda:tf32``), float16 and bfloat16; the passes' times
+    only (:data:`METHODS`); jax and torch in float32 only, torch-compile and
+    jax-highest left out (they compile in every benchmark process).
 ``full``
     for GPU machines: seq_len 16, 64, 256, 1024, 4096; hidden 64, 256, 1024,
     2048; batch 1, 8, 64, 512 (the loss: vocab 1000 to 50000; embeddings:
@@ -101,6 +108,11 @@ GRIDS = {
         "recurrent": {"seq_len": (32, 256), "hidden": (64, 256), "batch": (1, 8), "vocab": (1000, 10000)},
         "embedding": {"vocab": (1000, 10000), "dim": (64, 256), "batch": (256, 4096), "words": (1000, 10000)},
     },
+    "gpu": {
+        "dtypes": ("float32", "float16", "bfloat16"),
+        "recurrent": {"seq_len": (64, 512), "hidden": (256, 1024), "batch": (1, 16, 256), "vocab": (10000,)},
+        "embedding": {"vocab": (100000,), "dim": (128,), "batch": (65536,), "words": (10000,)},
+    },
     "full": {
         "dtypes": DTYPES,
         "recurrent": {
@@ -115,7 +127,16 @@ GRIDS = {
 }
 
 #: asv timing settings per grid: a benchmark (one parameter combination) may run ``timeout`` seconds
-TIMEOUTS = {"quick": 180, "mid": 600, "full": 1200}
+TIMEOUTS = {"quick": 180, "mid": 600, "gpu": 300, "full": 1200}
+#: the methods a grid runs (``seqbench bench`` selects them; default: every method); the gpu grid times the
+#: passes only: throughput and GFLOP/s follow from the times and the catalog's models
+METHODS = {"gpu": ("time_forward", "time_forward_backward")}
+#: dtypes a grid keeps for a backend (default: the grid's), with the reason, for ``seqbench bench`` to say
+NARROW = {
+    ("gpu", "jax"): (("float32",), "jax compiles in every benchmark process, per shape and dtype (seconds on a GPU): "
+                                   "float32 only, its default GPU precision (TF32 matmuls)"),
+    ("gpu", "torch"): (("float32",), "torch's cells run a Python loop of small kernels: float32 only"),
+}
 #: seconds of repeated forward calls behind one throughput/GFLOP/s number (at least 3 calls)
 TRACK_SECONDS = 0.5
 
@@ -131,7 +152,17 @@ def grid_name() -> str:
 LEFT_OUT = {
     ("quick", "torch-compile"): "torch-compile compiles in every benchmark process (seconds each), "
                                 "too slow for the quick grid: use --grid mid. ",
+    ("gpu", "torch-compile"): "torch-compile compiles in every benchmark process (seconds each), "
+                              "too slow for the gpu grid: use --grid full. ",
+    ("gpu", "jax-highest"): "jax-highest compiles in every benchmark process (seconds on a GPU), "
+                            "too slow for the gpu grid: use --grid full. ",
+    ("gpu", "numpy"): "numpy runs on the CPU only. ",
 }
+
+
+def grid_dtypes(grid: str, backend: str) -> tuple:
+    """The dtypes ``grid`` benchmarks ``backend`` in (:data:`NARROW`)."""
+    return NARROW.get((grid, backend), (GRIDS[grid]["dtypes"],))[0]
 
 
 def backends(grid: str | None = None) -> tuple:

@@ -19,6 +19,7 @@ Without ``--set-commit-hash`` asv shows the results and does not keep them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,9 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalog, registry
+from . import catalog, console, registry
 from .protocol import BackendUnavailable
 
 MODULES = {"recurrent": "bench_recurrent", "composite": "bench_composite", "embedding": "bench_embedding"}
@@ -45,14 +48,17 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     """Add ``bench`` to the ``seqbench`` subcommands."""
     p = subparsers.add_parser(
         "bench", help="benchmark sweep through asv: time, memory, throughput per backend",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the asv suite (benchmarks/) over a grid, for the backends, devices and dtypes that can "
+                    "run here. Without --set-commit-hash asv shows the results and does not keep them; with it "
+                    "they go to the results folder, for asv publish and seqbench report.",
     )
     grid = p.add_mutually_exclusive_group()
     grid.add_argument("--quick", dest="grid", action="store_const", const="quick",
                       help="the small grid, one sample per benchmark (asv --quick); the default")
     grid.add_argument("--full", dest="grid", action="store_const", const="full",
                       help="the full grid (seq_len 16-4096, hidden 64-2048, batch 1-512): meant for GPUs")
-    grid.add_argument("--grid", choices=("quick", "mid", "full"), help="choose the grid by name")
+    grid.add_argument("--grid", choices=("quick", "mid", "gpu", "full"),
+                      help="choose the grid by name (gpu: a short GPU session, see benchmarks/common.py)")
     for name, what in (("op", "catalog op"), ("backend", "backend"), ("device", "device (cpu, cuda, ...)"),
                        ("dtype", "dtype")):
         p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
@@ -65,6 +71,7 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--launch-method", choices=("spawn", "forkserver"),
                    help="how asv starts benchmark processes (default: forkserver where os.fork exists)")
     p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
+    p.add_argument("--log", help="write asv's output to this file and show a progress bar instead")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
     p.set_defaults(func=_command)
     return p
@@ -154,6 +161,11 @@ def select(common, grid: str, ops=(), backends=(), devices=(), dtypes=()):
                 raise BenchError(f"backend {name!r} cannot run here: {error}") from None
             notes.append(f"{name}: unavailable ({error})")
 
+    for be in chosen:
+        kept = common.grid_dtypes(grid, be.name)
+        if kept != grid_dtypes and (not dtypes or set(dtypes) - set(kept)):
+            notes.append(f"{be.name}: {'/'.join(kept)} only on the {grid} grid ({common.NARROW[(grid, be.name)][1]})")
+
     selection = {}
     for op in catalog.ops().values():
         if ops and op.name not in ops:
@@ -166,7 +178,7 @@ def select(common, grid: str, ops=(), backends=(), devices=(), dtypes=()):
             for device in be.devices():
                 if device not in common.DEVICES or (devices and device not in devices):
                     continue
-                for dtype in grid_dtypes:
+                for dtype in common.grid_dtypes(grid, be.name):
                     if (dtypes and dtype not in dtypes) or not be.supports(op, device, dtype):
                         continue
                     points.append((be.name, device, dtype))
@@ -186,9 +198,10 @@ def select(common, grid: str, ops=(), backends=(), devices=(), dtypes=()):
 DEVICE_ONLY = ("track_device_peak_memory",)
 
 
-def patterns(common, selection: dict) -> list[str]:
+def patterns(common, selection: dict, grid: str = "quick") -> list[str]:
     """asv ``--bench`` patterns (one per op) matching ``module.op.method('backend', 'device', 'dtype', ...``."""
     out = []
+    only = common.METHODS.get(grid)
     for name, points in selection.items():
         module = MODULES[common.area(catalog.get(name))]
         alternatives = []
@@ -196,15 +209,30 @@ def patterns(common, selection: dict) -> list[str]:
             combos = "|".join(f"'{re.escape(b)}', '{re.escape(d)}', '{re.escape(t)}'"
                               for b, d, t in points if (d == "cpu") == on_cpu)
             if combos:
-                method = "(?!" + "|".join(DEVICE_ONLY) + r")[a-z_]+" if on_cpu else "[a-z_]+"
+                if only:
+                    method = "(?:" + "|".join(m for m in only if not (on_cpu and m in DEVICE_ONLY)) + ")"
+                else:
+                    method = "(?!" + "|".join(DEVICE_ONLY) + r")[a-z_]+" if on_cpu else "[a-z_]+"
                 alternatives.append(rf"{method}\((?:{combos}),")
         out.append(rf"^{module}\.{re.escape(name)}\.(?:{'|'.join(alternatives)})")
+    pairs = peak_points(selection)
+    if pairs:
+        combos = "|".join(f"'{re.escape(d)}', '{re.escape(t)}'" for d, t in pairs)
+        out.append(rf"^bench_peak\.matmul\.track_gflops\((?:{combos})\)")
     return out
+
+
+def peak_points(selection: dict) -> list[tuple[str, str]]:
+    """The (device, dtype) pairs whose matmul rate (``bench_peak``) the sweep measures: those it benchmarks
+    (half precision on a GPU only)."""
+    pairs = {(d, t) for points in selection.values() for _, d, t in points}
+    return sorted((d, t) for d, t in pairs if d != "cpu" or t in ("float32", "float64"))
 
 
 def count(common, grid: str, selection: dict) -> int:
     """Benchmark processes asv will start: methods × selected points × shapes."""
-    methods = [m for m in dir(common._OpBenchmark) if m.startswith(("time_", "peakmem_", "track_"))]
+    methods = common.METHODS.get(grid) or [m for m in dir(common._OpBenchmark)
+                                           if m.startswith(("time_", "peakmem_", "track_"))]
     total = 0
     for name, points in selection.items():
         params, _ = common.params_of(catalog.get(name), grid)
@@ -212,8 +240,8 @@ def count(common, grid: str, selection: dict) -> int:
         for values in params[3:]:
             shapes *= len(values)
         for _, device, _ in points:
-            total += shapes * (len(methods) - (len(DEVICE_ONLY) if device == "cpu" else 0))
-    return total
+            total += shapes * sum(not (device == "cpu" and m in DEVICE_ONLY) for m in methods)
+    return total + len(peak_points(selection))
 
 
 def _machine_file() -> Path:
@@ -252,7 +280,27 @@ def _derived_config(config: Path, conf: dict, results_dir: str, folder: Path) ->
     return folder / "asv.conf.json"
 
 
+@dataclass
+class Sweep:
+    """What one sweep planned and did."""
+
+    grid: str
+    planned: int  # benchmark processes asv will start
+    notes: list  # what was left out, and why
+    code: int = 0  # asv's exit status
+    counts: Counter = field(default_factory=Counter)  # finished benchmarks by status (ok, failed, ...)
+    seconds: float = 0.0
+    log: Path | None = None
+
+
 def run(args) -> int:
+    """``seqbench bench``: plan the sweep, say what runs, run asv, say how it went."""
+    result = sweep(args, announce=True)
+    return result.code
+
+
+def sweep(args, announce: bool = False) -> Sweep:
+    """Run the sweep ``args`` selects; ``announce`` prints the plan and the outcome (``seqbench bench``)."""
     if importlib.util.find_spec("asv") is None:
         raise BenchError(f"asv is not installed in this Python ({sys.executable}); "
                          "pip install 'seqbench[bench]' (asv >= 0.6)")
@@ -266,20 +314,30 @@ def run(args) -> int:
     except ValueError as error:
         raise BenchError(str(error)) from None
 
-    points = sorted({p for ps in selection.values() for p in ps})
-    print(f"seqbench bench: {grid} grid, {len(selection)} ops, {count(common, grid, selection)} benchmark runs")
-    for backend in sorted({b for b, _, _ in points}):
-        combos = sorted({(d, t) for b, d, t in points if b == backend})
-        print(f"  {backend}: " + ", ".join(f"{d}/{t}" for d, t in combos))
-    for note in notes:
-        print(f"  left out: {note}")
+    result = Sweep(grid, count(common, grid, selection), notes)
+    if announce:
+        points = sorted({p for ps in selection.values() for p in ps})
+        print(f"seqbench bench: {grid} grid, {len(selection)} ops, {result.planned} benchmark runs")
+        for backend in sorted({b for b, _, _ in points}):
+            combos = sorted({(d, t) for b, d, t in points if b == backend})
+            print(f"  {backend}: " + ", ".join(f"{d}/{t}" for d, t in combos))
+        for note in notes:
+            print(f"  left out: {note}")
 
     with tempfile.TemporaryDirectory(prefix="seqbench-asv-") as scratch:
         run_config = _derived_config(config, conf, args.results_dir, Path(scratch)) if args.results_dir else config
-        return _run_asv(args, grid, conf, run_config, patterns(common, selection))
+        _run_asv(args, grid, run_config, patterns(common, selection, grid), result)
+    if announce and not args.dry_run:
+        results = Path(args.results_dir) if args.results_dir else config.parent / conf.get("results_dir", "results")
+        kept = f"results in {results}/" if args.set_commit_hash else "results not kept (no --set-commit-hash)"
+        status = "ok" if result.code == 0 else f"asv exited with {result.code} (a benchmark failed: see " \
+                                               f"{result.log or 'above'})"
+        print(f"seqbench bench: {status}; wall time {result.seconds:.0f} s; {kept}"
+              + (f"; asv's output: {result.log}" if result.log else ""))
+    return result
 
 
-def _run_asv(args, grid: str, conf: dict, run_config: Path, bench_patterns: list[str]) -> int:
+def _run_asv(args, grid: str, run_config: Path, bench_patterns: list[str], result: Sweep) -> None:
     launch = args.launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
     command = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
                f"--launch-method={launch}"]
@@ -295,24 +353,50 @@ def _run_asv(args, grid: str, conf: dict, run_config: Path, bench_patterns: list
         command += ["--bench", pattern]
     if args.dry_run:
         print(f"would run: SEQBENCH_GRID={grid} {shlex.join(command)}")
-        return 0
+        return
 
     ensure_machine(args.machine)
     start = time.monotonic()
     env = {**os.environ, "SEQBENCH_GRID": grid}  # the suite reads its grid from here
+    result.log = Path(args.log) if getattr(args, "log", None) else None
+    with contextlib.ExitStack() as stack:
+        sink = watch = None
+        if result.log:
+            result.log.parent.mkdir(parents=True, exist_ok=True)
+            sink = stack.enter_context(open(result.log, "a", buffering=1))
+            sink.write(f"$ SEQBENCH_GRID={grid} {shlex.join(command)}\n")
+            watch = stack.enter_context(console.phase(getattr(args, "title", None) or f"benchmarks ({grid} grid)",
+                                                      total=100, counts=False))
+        result.code = _stream(command, run_config.parent, env, start, sink, watch, result.counts)
+        if watch:
+            watch.done("benchmarks " + ", ".join(f"{n} {status}" for status, n in result.counts.items())
+                       if result.counts else "nothing ran")
+    result.seconds = time.monotonic() - start
+
+
+#: asv's line for a finished benchmark: ``[ 40.00%] ··· bench_recurrent.rnn.time_forward    ok``
+_PROGRESS = re.compile(r"^\[\s*([\d.]+)%\]\s+·+\s+(bench_\S+)\s+(\S+)\s*$")
+
+
+def _stream(command, cwd, env, start, sink, watch, counts: Counter) -> int:
+    """Run asv, its output to ``sink`` (a log, with the bar ``watch`` following its progress) or the terminal;
+    count finished benchmarks by status; return asv's exit status."""
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                          cwd=run_config.parent, env=env) as process:
+                          cwd=cwd, env=env) as process:
         try:
             for line in process.stdout:
                 elapsed = time.monotonic() - start
-                print(f"{int(elapsed // 60):3d}:{int(elapsed % 60):02d} {line}" if line.startswith("[") else line,
-                      end="", flush=True)
+                stamped = f"{int(elapsed // 60):3d}:{int(elapsed % 60):02d} {line}" if line.startswith("[") else line
+                finished = _PROGRESS.match(line)
+                if finished:
+                    counts[finished.group(3)] += 1
+                if sink is None:
+                    print(stamped, end="", flush=True)
+                    continue
+                sink.write(stamped)
+                if finished:
+                    watch.update(float(finished.group(1)), item=finished.group(2).split(".", 1)[1])
         except KeyboardInterrupt:
             process.terminate()
             raise
-    code = process.returncode
-    results = Path(args.results_dir) if args.results_dir else run_config.parent / conf.get("results_dir", "results")
-    kept = f"results in {results}/" if args.set_commit_hash else "results not kept (no --set-commit-hash)"
-    status = "ok" if code == 0 else f"asv exited with {code} (a benchmark failed: see above)"
-    print(f"seqbench bench: {status}; wall time {time.monotonic() - start:.0f} s; {kept}")
-    return code
+    return process.returncode

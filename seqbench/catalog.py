@@ -8,6 +8,7 @@ Adding an op is adding one :class:`Op` to a module listed in ``_ENTRY_MODULES``.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -107,10 +108,12 @@ def ops() -> dict[str, Op]:
 
 
 def get(name: str) -> Op:
-    """The entry called ``name``; a ValueError lists the names there are."""
+    """The entry called ``name``; a ValueError suggests the closest names, and lists the names there are."""
     catalog = ops()
     if name not in catalog:
-        raise ValueError(f"op must be one of {sorted(catalog)}, got {name!r}")
+        close = difflib.get_close_matches(str(name), catalog, n=3)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ValueError(f"op must be one of {sorted(catalog)}, got {name!r}" + (f" ({hint.rstrip()})" if hint else ""))
     return catalog[name]
 
 

@@ -316,10 +316,12 @@ def test_bench_patterns_select_what_runs_here(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert bench.main(["--op", "lstm", "--backend", "numpy", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "quick grid, 1 ops, 10 benchmark runs" in out and "numpy: cpu/float32" in out
+    assert "quick grid, 1 ops, 11 benchmark runs" in out and "numpy: cpu/float32" in out  # 10 + the matmul peak
     common = bench.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     selection, _ = bench.select(common, "quick", ["lstm"], ["numpy"])
-    (pattern,) = bench.patterns(common, selection)
+    pattern, peak = bench.patterns(common, selection)
+    assert re.search(peak, "bench_peak.matmul.track_gflops('cpu', 'float32')")
+    assert not re.search(peak, "bench_peak.matmul.track_gflops('cuda', 'float32')")
 
     def named(method, backend="numpy", device="cpu"):
         return f"bench_recurrent.lstm.{method}('{backend}', '{device}', 'float32', 16, 32, 8)"
@@ -366,3 +368,20 @@ def test_the_whole_quick_grid_runs_under_asv(tmp_path):
                          capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
     assert "failed" not in out.stdout.lower(), out.stdout[-5000:]
+
+
+def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session():
+    """The gpu grid: T 64/512 x H 256/1024 x B 1/16/256, two methods; jax in float32 only; compilers left out."""
+    common = bench.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
+    params, names = common.params_of(catalog.get("lstm"), "gpu")
+    assert names[3:] == ["seq_len", "hidden", "batch"] and params[3:] == [[64, 512], [256, 1024], [1, 16, 256]]
+    assert "torch-compile" not in common.backends("gpu") and "jax-highest" not in common.backends("gpu")
+    assert common.grid_dtypes("gpu", "jax") == ("float32",)
+    assert common.grid_dtypes("gpu", "torch-native") == ("float32", "float16", "bfloat16")
+    selection = {"lstm": [("torch-native", "cuda", "float16"), ("torch-native", "cuda:tf32", "float32")]}
+    pattern, peak = bench.patterns(common, selection, "gpu")
+    call = "bench_recurrent.lstm.{}('torch-native', 'cuda', 'float16', 512, 1024, 16)"
+    assert re.search(pattern, call.format("time_forward")) and re.search(pattern, call.format("time_forward_backward"))
+    assert not re.search(pattern, call.format("track_gflops")) and not re.search(pattern, call.format("peakmem_forward"))
+    assert re.search(peak, "bench_peak.matmul.track_gflops('cuda:tf32', 'float32')")
+    assert bench.count(common, "gpu", selection) == 2 * 12 * 2 + 2

@@ -1,26 +1,49 @@
-"""The seqbench command, run as a user runs it."""
+"""The seqbench command, run as a user runs it (subprocesses, output not a terminal, as in a log)."""
 
+import argparse
 import json
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from seqbench import bench, check, registry
+from seqbench import run as main_job
+from seqbench.registry import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def seqbench(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "seqbench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+def seqbench(*args, cwd=ROOT, module="seqbench"):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-def test_list_shows_backends_with_availability_and_ops():
+def test_version_and_python_dash_m():
+    out = seqbench("--version")
+    assert out.returncode == 0 and re.fullmatch(r"seqbench \d+\.\d+\.\d+\n", out.stdout)
+    out = seqbench("--help")
+    assert out.returncode == 0 and "``" not in out.stdout
+    for command in ("list", "check", "bench", "report", "select", "run"):
+        help_text = seqbench(command, "--help").stdout
+        assert "``" not in help_text and ":func:" not in help_text, command  # no RST markup in help
+        assert help_text.count("\n\n") >= 2, f"{command} --help has no description"
+
+
+def test_list_shows_backends_with_availability_and_ops_in_columns():
     out = seqbench("list")
     assert out.returncode == 0, out.stderr
-    assert "numpy      available    devices: cpu" in out.stdout
-    assert "lstm" in out.stdout and "gru_reset_after" in out.stdout
-    for line in out.stdout.splitlines():
-        if "unavailable" in line:
-            assert line.split("unavailable", 1)[1].strip(), f"unavailable without a reason: {line}"
+    lines = out.stdout.splitlines()
+    header = lines[0]
+    assert header.split() == ["backend", "status", "devices", "versions,", "or", "why", "not"]
+    numpy = next(line for line in lines if line.startswith("numpy "))
+    assert numpy.index("available") == header.index("status") and numpy.index("cpu") == header.index("devices")
+    for line in lines:
+        if " unavailable " in line:
+            assert line.split("unavailable", 1)[1].strip(" -"), f"unavailable without a reason: {line}"
+    assert any(line.startswith("lstm ") for line in lines) and any(line.startswith("gru_reset_after ") for line in lines)
 
 
 def test_check_narrowed_prints_a_table_and_writes_results(tmp_path):
@@ -28,29 +51,123 @@ def test_check_narrowed_prints_a_table_and_writes_results(tmp_path):
                    "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "numpy/cpu/float32" in out.stdout and "lstm" in out.stdout
-    assert "0 failed" in out.stdout
+    assert "0 failed" in out.stdout and "PytestAssertRewriteWarning" not in out.stdout + out.stderr
     rows = [json.loads(line) for line in next((tmp_path / "res").glob("*.jsonl")).read_text().splitlines()]
     assert {r["op"] for r in rows} == {"lstm", "gru"} and {r["kind"] for r in rows} == {"forward", "vjp"}
     assert all(r["passed"] and r["dtype"] == "float32" and r["err_eps"] <= r["budget_eps"] <= r["cap_eps"] for r in rows)
-    # float32 numpy is the faithful float32 implementation itself: exactly 1x its error
+    # float32 numpy is the faithful float32 implementation itself: at most 1x its error
     assert all(0 < r["ratio"] <= 1.0 for r in rows) and " x" in out.stdout
+    log = tmp_path / "res" / "logs" / "conformance.log"
+    assert f"pytest's output: {log}" in out.stdout and "passed" in log.read_text()
 
 
-def test_run_checks_benchmarks_and_reports_on_the_cpu(tmp_path):
-    out = seqbench("run", "--backend", "numpy", "--op", "rnn", "--out", str(tmp_path / "run"))
+def test_check_shows_skip_reasons_outside_the_checkout(tmp_path):
+    out = seqbench("check", "--backend", "torch-native", "--op", "gru", "--dtype", "float32",
+                   "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "numpy: available" in out.stdout and "numpy/cpu/float64" in out.stdout
-    assert "[2/3] quick benchmark grid (asv)" in out.stdout and "seqbench bench: ok" in out.stdout
-    report = tmp_path / "run" / "report" / "report.md"
-    assert f"report written to {report.parent}/" in out.stdout
-    text = report.read_text()
-    assert "| rnn |" in text or "rnn" in text.split("## Recommendations", 1)[1]
-    assert list((tmp_path / "run" / "results" / "conformance").glob("*.jsonl"))
+    assert "skipped 7: torch-native: nn.GRU computes the GRU variant 'reset_after'" in out.stdout  # 3 shapes x 2 + 1
 
 
-def test_bad_arguments_get_a_clear_message():
-    out = seqbench("check", "--op", "lstmm")
-    assert out.returncode == 2
-    assert "seqbench check: error: op must be one of" in out.stderr and "Traceback" not in out.stderr
-    out = seqbench("check", "--backend", "nope")
-    assert out.returncode == 2 and "seqbench check: error: backend must be one of" in out.stderr
+@pytest.mark.parametrize(("argv", "message"), [
+    (["check", "--op", "lstmm"], "(did you mean 'lstm'?)"),
+    (["check", "--backend", "nope"], "--backend must be one of"),
+    (["check", "--dtype", "float8"], "--dtype must be one of ['float64', 'float32', 'float16', 'bfloat16'], got 'float8'"),
+    (["check", "--device", "tpu"], "--device must be cpu or cuda"),
+    (["run", "--device", "tpu"], "--device must be cpu, cuda or cuda:tf32, got 'tpu'"),
+    (["select", "--op", "lstm", "--seq-len", "-5"], "argument --seq-len: must be a positive integer, got -5"),
+    (["select", "--op", "lstm", "--kind", "vjp"], "argument --kind: invalid choice: 'vjp'"),
+])
+def test_nonsense_is_refused_in_one_line(argv, message):
+    out = seqbench(*argv)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_on_a_tiny_grid_prints_a_short_summary(tmp_path):
+    """The main job as a user runs it, output into a log: one line per phase, a summary, the paths."""
+    out = seqbench("run", "--backend", "numpy", "--op", "rnn", "--out", str(tmp_path / "seqbench-run"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) <= 40, out.stdout  # a person reads it: no asv tables, no pytest dots
+    assert not any("n/a" in line or "····" in line for line in lines)
+    assert [line.split()[0] for line in lines if "━" in line] == ["conformance", "benchmarks", "report"], lines
+    assert "no CUDA GPU here: conformance and benchmarks run on the CPU only" in out.stdout
+    assert re.search(r"^numpy\s+ok 12/12 x", out.stdout, re.M), out.stdout  # 2 dtypes x 3 shapes x 2 passes
+    assert re.search(r"^cpu\s+rnn\s+forward\s+T=16 H=32 B=8\s+numpy", out.stdout, re.M), out.stdout
+    report = tmp_path / "seqbench-run" / "report" / "report.html"
+    logs = tmp_path / "seqbench-run" / "logs"
+    assert f"Report: {report}" in out.stdout and report.is_file()
+    assert f"Logs: {logs / 'conformance-cpu.log'}, {logs / 'asv-cpu.log'}" in out.stdout
+    assert "bench_recurrent.rnn.time_forward" in (logs / "asv-cpu.log").read_text()
+    assert re.search(r"^Wall time: conformance cpu \d+:\d\d, benchmarks cpu \d+:\d\d, report \d+:\d\d, total", out.stdout,
+                     re.M)
+    # select and report read what run wrote, from the folder it works in
+    answer = seqbench("select", "--op", "rnn", "--seq-len", "100000", cwd=tmp_path)
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert f"from {Path('seqbench-run') / 'results'}:" in answer.stdout
+    assert "outside the measured grid, so the estimate extrapolates: T=100000 is 1.56e+03x the largest measured T=64" \
+        in answer.stdout
+
+
+# --- the GPU parts, through fakes: a machine whose backends list cuda and cuda:tf32 ---------------------
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    statuses = [Status("numpy", True, "", ["cpu"]), Status("gpu-fake", True, "", ["cpu", "cuda", "cuda:tf32"]),
+                Status("torch-compile", True, "", ["cpu", "cuda"]), Status("cupy", False, "cupy: no CUDA device")]
+    monkeypatch.setattr(registry, "backends", lambda: statuses)
+
+
+def _args(**kw):
+    return argparse.Namespace(**{"backend": None, "device": None, "op": None, "large": False, "exitfirst": False,
+                                 "out": "out", **kw})
+
+
+def test_run_plans_every_device_here_and_narrows(gpu_machine):
+    backends, groups, notes = main_job.plan(_args())
+    assert backends == ["gpu-fake", "numpy"] and groups == {"cpu": ["cpu"], "cuda": ["cuda", "cuda:tf32"]}
+    assert notes == ["cupy: unavailable (no CUDA device)",
+                     "torch-compile: left out (compiles each cell for minutes; seqbench check --backend torch-compile "
+                     "checks it)"]
+    assert main_job.plan(_args(device=["cuda:tf32"]))[1] == {"cuda": ["cuda:tf32"]}
+    assert main_job.plan(_args(device=["cuda"]))[1] == {"cuda": ["cuda", "cuda:tf32"]}
+    assert main_job.plan(_args(backend=["torch-compile"]))[0] == ["torch-compile"]
+
+
+def test_run_without_a_gpu_says_so_and_refuses_cuda_when_asked(monkeypatch):
+    monkeypatch.setattr(registry, "backends", lambda: [Status("numpy", True, "", ["cpu"])])
+    assert main_job.plan(_args())[2] == ["no CUDA GPU here: conformance and benchmarks run on the CPU only"]
+    with pytest.raises(ValueError, match=r"--device cuda: not here \(devices here: cpu\)"):
+        main_job.plan(_args(device=["cuda"]))
+
+
+def test_run_checks_then_benchmarks_each_device_group_and_reports_both(gpu_machine, monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def run_suite(options, results_dir, log, title, exitfirst=False):
+        calls.append(("check", title, [o for o in options if "device" in o or "quick" in o]))
+        rows = [{"backend": "gpu-fake", "device": d, "dtype": "float32", "op": "lstm", "passed": True,
+                 "max_err_eps": 1.0, "ratio": 1.0} for d in ("cuda", "cuda:tf32") if "cuda" in title]
+        rows += [{"backend": "numpy", "device": "cpu", "dtype": "float32", "op": "lstm", "passed": True,
+                  "max_err_eps": 1.0, "ratio": 0.9}] if "cpu" in title else []
+        return check.Outcome(rows=rows, passed=len(rows), skipped=Counter(), log=log)
+
+    def sweep(args):
+        calls.append(("bench", args.grid, args.device, args.op))
+        return bench.Sweep(args.grid, 1, [], counts=Counter(ok=1), log=Path(args.log))
+
+    monkeypatch.setattr(check, "run_suite", run_suite)
+    monkeypatch.setattr(bench, "sweep", sweep)
+    monkeypatch.setattr(main_job, "recommendations", lambda results: ["Fastest conforming backend: (fake)"])
+    code = main_job.main(_args(out=str(tmp_path / "out")))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert calls == [
+        ("check", "conformance cpu", ["--seqbench-quick", "--seqbench-device=cpu"]),
+        ("bench", "quick", ["cpu"], ["rnn,lstm,gru,gru_reset_after"]),
+        ("check", "conformance cuda", ["--seqbench-quick", "--seqbench-device=cuda", "--seqbench-device=cuda:tf32"]),
+        ("bench", "gpu", ["cuda,cuda:tf32"], ["lstm"]),
+    ]
+    assert re.search(r"^gpu-fake\s+-\s+ok 1/1 x1\s+ok 1/1 x1$", out, re.M), out
+    assert "conformance-cuda.log" in out and "asv-cuda.log" in out

@@ -49,7 +49,7 @@ def test_listed_with_a_reason_or_available(monkeypatch):
         assert "cupy" in status.versions
     else:
         assert status.reason.startswith("cupy: "), status.reason
-        whys = ("no CUDA device", "not importable", "did not compile")
+        whys = ("no CUDA device", "no NVIDIA GPU/driver", "not importable", "did not compile")
         assert any(why in status.reason for why in whys), status.reason
 
 
@@ -88,15 +88,19 @@ def _fake_cupy(count=None, error=None):
     return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime), __version__="0")
 
 
-@pytest.mark.parametrize(("fake", "reason"), [
-    (None, "cupy is not importable"),
-    (_fake_cupy(error=RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")),
-     "no CUDA device: RuntimeError: cudaErrorInsufficientDriver"),
-    (_fake_cupy(count=0), "no CUDA device: cupy.cuda.runtime.getDeviceCount() returned 0"),
+INSUFFICIENT = RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+
+@pytest.mark.parametrize(("fake", "driver", "reason"), [
+    (None, True, "cupy is not importable"),
+    (_fake_cupy(error=INSUFFICIENT), True, "no CUDA device: RuntimeError: cudaErrorInsufficientDriver"),
+    (_fake_cupy(error=INSUFFICIENT), False, "no NVIDIA GPU/driver on this machine"),  # not CUDA's misleading words
+    (_fake_cupy(count=0), True, "no CUDA device: cupy.cuda.runtime.getDeviceCount() returned 0"),
 ])
-def test_unavailable_reasons(monkeypatch, fake, reason):
-    """No CuPy, a driver error, zero devices: each a BackendUnavailable with its reason."""
+def test_unavailable_reasons(monkeypatch, fake, driver, reason):
+    """No CuPy, a driver error, no driver at all, zero devices: each a BackendUnavailable with its reason."""
     monkeypatch.setitem(sys.modules, "cupy", fake)  # None: `import cupy` raises ImportError
+    monkeypatch.setattr(cupy_backend, "_nvidia_driver", lambda: driver)
     with pytest.raises(BackendUnavailable) as error:
         cupy_backend.CupyBackend()
     assert str(error.value).startswith(reason), str(error.value)

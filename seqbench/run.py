@@ -1,0 +1,164 @@
+"""``seqbench run``: the main job. On every device here: conformance, then benchmarks; then the report.
+
+Devices: ``cpu``, and where a CUDA GPU is visible ``cuda`` and ``cuda:tf32``
+(``--device`` narrows). Per device group the conformance suite runs first
+(the recurrent cells, every dtype a backend offers), then the benchmarks of
+the same backends: the quick grid on the CPU, the ``gpu`` grid (an LSTM over
+the shapes where the backends trade places) on a GPU. The console shows one
+progress bar per phase and ends with a short summary; pytest's and asv's own
+output go to log files under ``<out>/logs/``, named at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from . import bench, check, console, registry
+
+#: what the main job checks, and benchmarks on the CPU, when no --op is given: the notes' cells
+RUN_OPS = ("rnn", "lstm", "gru", "gru_reset_after")
+#: what it benchmarks on a GPU (the gpu grid has 12 shapes in three dtypes: one op fits a short session)
+GPU_BENCH_OPS = ("lstm",)
+#: backends the main job leaves out unless --backend names them, and why
+LEFT_OUT = {"torch-compile": "compiles each cell for minutes; seqbench check --backend torch-compile checks it"}
+#: device groups, in the order they run: each is checked, then benchmarked, as one phase
+GROUPS = {"cpu": ("cpu",), "cuda": ("cuda", "cuda:tf32")}
+GRID = {"cpu": "quick", "cuda": "gpu"}
+
+
+def _values(option) -> list[str]:
+    return [v.strip() for item in option or [] for v in item.split(",") if v.strip()]
+
+
+def plan(args) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """``(backends, {group: devices}, notes)``: what runs where, and the lines that say what does not."""
+    statuses = {s.name: s for s in registry.backends()}
+    asked = _values(args.backend)
+    for name in asked:
+        if name not in statuses:
+            raise ValueError(f"--backend must be one of {sorted(statuses)}, got {name!r}")
+    notes, backends = [], []
+    for name, status in sorted(statuses.items()):
+        if asked and name not in asked:
+            continue
+        if not status.available:
+            notes.append(f"{name}: unavailable ({status.reason.removeprefix(name + ': ')})")
+        elif not asked and name in LEFT_OUT:
+            notes.append(f"{name}: left out ({LEFT_OUT[name]})")
+        else:
+            backends.append(name)
+    if asked and not backends:
+        raise ValueError(f"none of --backend {', '.join(asked)} can run here: " + "; ".join(notes))
+    here = {d for name in backends for d in statuses[name].devices}
+    wanted = _values(args.device)
+    for device in wanted:
+        if device.split(":")[0] not in GROUPS:
+            raise ValueError(f"--device must be cpu, cuda or cuda:tf32, got {device!r}")
+    groups = {}
+    for group, members in GROUPS.items():
+        devices = [d for d in members if d in here and (not wanted or d in wanted or d.split(":")[0] in wanted)]
+        if devices:
+            groups[group] = devices
+    missing = [d for d in wanted if not any(d in ds or d == g for g, ds in groups.items())]
+    if missing:
+        raise ValueError(f"--device {', '.join(missing)}: not here (devices here: {', '.join(sorted(here)) or 'none'})")
+    if "cuda" not in groups and not wanted:
+        notes.append("no CUDA GPU here: conformance and benchmarks run on the CPU only")
+    return backends, groups, notes
+
+
+def main(args) -> int:
+    out = Path(args.out).resolve()
+    results, logs = out / "results", out / "logs"
+    backends, groups, notes = plan(args)
+    ops = _values(args.op) or list(RUN_OPS)
+    print(f"seqbench run: {', '.join(backends)} on {', '.join(d for ds in groups.values() for d in ds)} -> {out}/")
+    for note in notes:
+        print(f"  {note}")
+    started, timings, outcomes, sweeps = time.monotonic(), {}, {}, {}
+    for group, devices in groups.items():
+        t0 = time.monotonic()
+        options = [f"--seqbench-backend={','.join(backends)}", f"--seqbench-op={','.join(ops)}", "--seqbench-quick",
+                   *(f"--seqbench-device={d}" for d in devices), *(["--seqbench-large"] if args.large else [])]
+        outcomes[group] = check.run_suite(options, results / "conformance", logs / f"conformance-{group}.log",
+                                          title=f"conformance {group}", exitfirst=args.exitfirst)
+        timings[f"conformance {group}"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        sweeps[group] = _benchmarks(group, devices, backends, ops, results, logs)
+        timings[f"benchmarks {group}"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    with console.phase("report", total=1) as bar:
+        from .reports import write_report
+
+        try:
+            page = write_report([str(results)], str(out / "report"))
+            bar.done("written")
+        except ValueError as error:  # nothing to report: the summary says what ran
+            page = None
+            bar.done(f"not written: {error}")
+    timings["report"] = time.monotonic() - t0
+    timings["total"] = time.monotonic() - started
+    print(summary(groups, outcomes, sweeps, results, page, timings))
+    failed = any(not o.ok for o in outcomes.values()) or any(s.code for s in sweeps.values() if s)
+    return 1 if failed else 0
+
+
+def _benchmarks(group, devices, backends, ops, results, logs) -> bench.Sweep | None:
+    grid = GRID[group]
+    wanted = ops if group == "cpu" else [o for o in ops if o in GPU_BENCH_OPS] or list(GPU_BENCH_OPS)
+    args = argparse.Namespace(
+        grid=grid, op=[",".join(wanted)], backend=[",".join(backends)], device=[",".join(devices)], dtype=None,
+        machine=None, set_commit_hash="HEAD", results_dir=str(results), config=None, launch_method=None,
+        show_stderr=False, dry_run=False, log=str(logs / f"asv-{group}.log"), title=f"benchmarks {group}")
+    try:
+        return bench.sweep(args)
+    except bench.BenchError as error:  # nothing of this group can be benchmarked: say so, go on
+        print(f"benchmarks {group}: not run ({error})")
+        return None
+
+
+def summary(groups, outcomes, sweeps, results, page, timings) -> str:
+    """The end of the run: verdicts per backend and device, the recommendations, where everything is."""
+    devices = [d for ds in groups.values() for d in ds]
+    rows = [r for o in outcomes.values() for r in o.rows]
+    lines = ["", "Conformance: checks passed of run per device, worst error over a faithful implementation's (x)",
+             check.by_backend(rows, devices)]
+    for outcome in outcomes.values():
+        lines += check.problems(outcome, limit=4)
+    lines += ["", *recommendations(results)]
+    logs = [str(o.log) for o in outcomes.values()] + [str(s.log) for s in sweeps.values() if s and s.log]
+    lines += ["", f"Report: {page}  (Markdown: {page.with_suffix('.md')})" if page else "Report: not written",
+              f"Results: {results}/",
+              f"Logs: {', '.join(logs)}",
+              "Wall time: " + ", ".join(f"{k} {console.duration(v)}" for k, v in timings.items())]
+    return "\n".join(lines)
+
+
+def recommendations(results: Path, limit: int = 24) -> list[str]:
+    """The fastest conforming backend for the main workloads: per device, op and pass, float32, at the
+    smallest and the largest measured shape."""
+    from .reports import load, select
+
+    table = load.load([results]).benchmarks
+    recs = select.recommendations(table)
+    if recs.empty:
+        return ["Recommendations: no benchmark results"]
+    recs = recs[recs["dtype"] == "float32"]
+    keys = select.shape_keys(table)
+    picked = []
+    for _, group in recs.groupby(["device", "op", "kind"], sort=True):
+        size = group[keys].fillna(1).prod(axis=1)
+        picked += [group.loc[i] for i in dict.fromkeys([size.idxmin(), size.idxmax()])]
+    body = []
+    for r in picked[:limit]:
+        shape = " ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k])
+        winner = r["winner"] or "none conforms"
+        time_s = f"{r['time_s'] * 1e3:.3g} ms" if r["time_s"] == r["time_s"] else "-"
+        faster = f"x{r['speedup']:.2f} over {r['runner_up']}" if r["runner_up"] else "-"
+        body.append([r["device"], r["op"], r["kind"], shape, winner, time_s, faster])
+    more = [f"... {len(picked) - limit} more in the report"] if len(picked) > limit else []
+    return ["Fastest conforming backend (float32; smallest and largest measured shape):",
+            console.table(body, ["device", "op", "pass", "shape", "fastest", "time", "speed-up"]), *more]
