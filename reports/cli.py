@@ -7,30 +7,63 @@ pandas and matplotlib are imported only when a command runs.
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
+
+from . import peaks
+
+
+#: where ``seqbench run`` keeps its results (``--out`` default): report and select read them first
+RUN_RESULTS = Path("seqbench-run") / "results"
+
+
+def default_results() -> list[str]:
+    """``seqbench-run/results`` when the main job has run here, else the repository's ``results``."""
+    return [str(RUN_RESULTS)] if RUN_RESULTS.is_dir() else ["results"]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def add_commands(subparsers) -> None:
-    report = subparsers.add_parser("report", help="backend selection report (Markdown + HTML) from results directories")
-    report.add_argument("results_dirs", nargs="*", default=["results"], metavar="RESULTS_DIR",
-                        help="asv and conformance results, any number of machines (default: results)")
+    report = subparsers.add_parser(
+        "report", help="backend selection report (Markdown + HTML) from results directories",
+        description="Write the backend-selection report (report.md, a single-file report.html, plots) from asv "
+                    "and conformance results of any number of machines.")
+    report.add_argument("results_dirs", nargs="*", metavar="RESULTS_DIR",
+                        help=f"asv and conformance results (default: {RUN_RESULTS} when seqbench run wrote it here, "
+                             "else results)")
     report.add_argument("--out", default="report", help="where the report goes (default: %(default)s)")
     report.add_argument("--dashboard",
                         help="the asv dashboard page to link (default: html/index.html beside the results)")
     report.set_defaults(func=report_command)
 
-    sel = subparsers.add_parser("select", help="the fastest conforming backend for a workload, and the runner-up")
+    sel = subparsers.add_parser(
+        "select", help="the fastest conforming backend for a workload, and the runner-up",
+        description="Answer from measured results: for this op, shape, device and dtype, the fastest backend "
+                    "among those that conform, the runner-up and the speed-up; a shape that was not measured is "
+                    "answered from the nearest measured one, and the answer says how far that is.")
     sel.add_argument("--op", required=True, help="catalog op, e.g. lstm")
     for flag, key, what in (("--seq-len", "T", "sequence length T"), ("--hidden", "H", "hidden size H"),
                             ("--batch", "B", "batch size B"), ("--input-size", "I", "input size I"),
                             ("--vocab", "V", "vocabulary size V"), ("--dim", "d", "embedding size d")):
-        sel.add_argument(flag, dest=key, type=int, help=what)
-    sel.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+        sel.add_argument(flag, dest=key, type=positive_int, help=what)
+    sel.add_argument("--device", default="cpu", help="cpu, cuda or cuda:tf32 (default: %(default)s)")
     sel.add_argument("--dtype", help="dtype (default: float32, or the only one measured)")
-    sel.add_argument("--kind", default="forward", help="pass: forward, vjp, ... (default: %(default)s)")
+    sel.add_argument("--kind", default="forward", choices=("forward", "forward_backward"),
+                     help="the pass: forward, or forward_backward (forward and gradients) (default: %(default)s)")
     sel.add_argument("--machine", help="only this machine's results")
     sel.add_argument("--results-dir", action="append", dest="results_dirs", metavar="DIR",
-                     help="results directory, repeatable (default: results)")
+                     help=f"results directory, repeatable (default: {RUN_RESULTS} when seqbench run wrote it "
+                          "here, else results)")
     sel.add_argument("--json", action="store_true", help="machine-readable output")
     sel.set_defaults(func=select_command)
 
@@ -45,14 +78,14 @@ def _imports():
 
 def report_command(args) -> int:
     _, render, _ = _imports()
-    page = render.write_report(args.results_dirs, args.out, getattr(args, "dashboard", None))
+    page = render.write_report(args.results_dirs or default_results(), args.out, getattr(args, "dashboard", None))
     print(f"report: {page} (and {page.with_suffix('.md').name} with plots/ beside it)")
     return 0
 
 
 def select_command(args) -> int:
     load, _, select = _imports()
-    dirs = args.results_dirs or ["results"]
+    dirs = args.results_dirs or default_results()
     results = load.load(dirs)
     if results.benchmarks.empty:
         raise ValueError(f"no benchmark results in {', '.join(dirs)} (run `seqbench bench` or `seqbench run` first)")
@@ -62,12 +95,19 @@ def select_command(args) -> int:
     if args.json:
         print(json.dumps([a.to_dict() for a in answers], indent=2))
         return 0 if all(a.winner for a in answers) else 1
+    print(f"from {', '.join(dirs)}:")
     for answer in answers:
         print(describe(answer))
     if not any(a.winner for a in answers):
         reasons = "; ".join(f"{b}: {r}" for a in answers for b, r in sorted(a.dropped.items()))
         raise ValueError(f"no conforming backend for {args.op} on {args.device}: {reasons}")
     return 0
+
+
+def _unit(op: str) -> str:
+    from .load import throughput_unit
+
+    return throughput_unit(op)
 
 
 def describe(a) -> str:
@@ -78,24 +118,24 @@ def describe(a) -> str:
     if a.note:
         lines.append(f"  note: {a.note}")
     if a.winner:
-        lines.append(f"  fastest conforming: {_candidate(a.winner)}")
+        lines.append(f"  fastest conforming: {_candidate(a.winner, _unit(a.op))}")
     else:
         lines.append("  no backend that conforms has a time here")
     if a.runner_up:
-        lines.append(f"  runner-up:          {_candidate(a.runner_up)}")
+        lines.append(f"  runner-up:          {_candidate(a.runner_up, _unit(a.op))}")
         lines.append(f"  {a.winner.backend} is {a.speedup:.2f}x faster than {a.runner_up.backend}")
     for backend, reason in sorted(a.dropped.items()):
         lines.append(f"  dropped {backend}: {reason}")
     return "\n".join(lines)
 
 
-def _candidate(c) -> str:
+def _candidate(c, unit: str = "tokens/s") -> str:
     def num(v, pattern):
         return "?" if v is None or v != v else pattern.format(v)
 
     text = (f"{c.backend} ({c.implementation}): {num(c.time_s * 1e3, '{:.4g}')} ms, "
-            f"{num(c.throughput, '{:.3g}')} items/s, {num(c.gflops, '{:.3g}')} GFLOP/s "
-            f"({num(100 * c.roofline_fraction, '{:.2g}')}% of roofline), "
+            f"{num(c.throughput, '{:.3g}')} {unit}, {num(c.gflops, '{:.3g}')} GFLOP/s "
+            f"({peaks.describe(c.roofline_fraction, c.peak_source)} of roofline), "
             f"max error {num(c.max_err_eps, '{:.3g}')} eps ({num(c.ratio, '{:.2g}')}x a faithful implementation's), "
             f"variant {c.variant}, math mode {c.math_mode}")
     if c.estimated_time_s == c.estimated_time_s and c.estimated_time_s is not None:

@@ -97,7 +97,7 @@ def load(dirs) -> Results:
         info = json.loads((mdir / "machine.json").read_text())
         machines[info.get("machine", mdir.name)] = info
         raw.extend(asv_points(mdir))
-    table = tidy(raw, checks, machines)
+    table = tidy(raw, checks, machines, dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
     return Results(table, conformance, checks, machines, dashboards)
@@ -323,8 +323,13 @@ def op_of(row: dict) -> str:
 
 # --- the tidy table ----------------------------------------------------------------------
 
-def tidy(points: list[dict], checks: pd.DataFrame, machines: dict) -> pd.DataFrame:
-    rows = [_enrich(row, checks, machines) for row in _ran(measurements(points))]
+def tidy(points: list[dict], checks: pd.DataFrame, machines: dict, conformance_dir=None) -> pd.DataFrame:
+    """The tidy table (:data:`COLUMNS`); a missing check names the command that makes it, into ``conformance_dir``."""
+    rows = measurements(points)
+    peaks_measured = {(r["machine"], str(r.get("device")), r.get("dtype")): r.get("track_gflops")
+                      for r in rows if r["benchmark"].startswith(PEAK_BENCHMARK)}
+    rows = [r for r in rows if not r["benchmark"].startswith(PEAK_BENCHMARK)]
+    rows = [_enrich(row, checks, machines, peaks_measured, conformance_dir) for row in _ran(rows)]
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:
@@ -333,7 +338,18 @@ def tidy(points: list[dict], checks: pd.DataFrame, machines: dict) -> pd.DataFra
     return frame[COLUMNS + extra]
 
 
-def _enrich(row: dict, checks: pd.DataFrame, machines: dict) -> dict:
+def throughput_unit(op: str) -> str:
+    """The unit of an op's throughput, as the asv suite names it: tokens/s (T·B time steps) for the recurrent
+    ops, words/s for the embedding ops."""
+    entry = catalog.ops().get(op)
+    return "words/s" if entry is not None and entry.family == "embedding" else "tokens/s"
+
+
+#: the benchmark that measures a device's matmul rate (benchmarks/bench_peak.py): the roofline's peak
+PEAK_BENCHMARK = "bench_peak."
+
+
+def _enrich(row: dict, checks: pd.DataFrame, machines: dict, peaks_measured: dict, conformance_dir=None) -> dict:
     row["op"] = op_of(row)
     entry = catalog.ops().get(row["op"])
     backend, dtype, device = row.get("backend"), row.get("dtype"), str(row.get("device", "cpu"))
@@ -345,7 +361,9 @@ def _enrich(row: dict, checks: pd.DataFrame, machines: dict) -> dict:
     row["max_err_eps"] = check.get("max_err_eps", math.nan)
     row["ratio"] = check.get("ratio", math.nan)
     row["conformance_reason"] = check.get("conformance_reason") or (
-        "" if check else f"no conformance results for {row['op']} on {backend}/{device}/{dtype}")
+        "" if check else f"no conformance results for {row['op']} on {backend}/{device}/{dtype} (make them: "
+                         f"seqbench check --op {row['op']} --backend {backend} --device {device} --dtype {dtype}"
+                         + (f" --results-dir {conformance_dir})" if conformance_dir else ")"))
     row["math_mode"] = row.get("math_mode") or check.get("math_mode")
     row["versions"] = check.get("versions")
     row["device_name"] = _device_name(checks, machines, row["machine"], device)
@@ -362,8 +380,10 @@ def _enrich(row: dict, checks: pd.DataFrame, machines: dict) -> dict:
         nbytes = entry.bytes(shape, ITEMSIZE.get(dtype, 4))
         row["gflops"] = flops / time_s / 1e9 if flops > 0 else math.nan
     info = machines.get(row["machine"], {})
+    measured = peaks_measured.get((row["machine"], device, dtype))
     peak_flops, peak_bw, row["peak_source"] = peaks.peak(device, row["device_name"], dtype, row["math_mode"],
-                                                         info.get("num_cpu"), info.get("arch"))
+                                                         info.get("num_cpu"), info.get("arch"),
+                                                         measured if measured == measured else None)
     row["peak_gflops"] = peak_flops
     row["roofline_fraction"] = peaks.roofline_fraction(row["gflops"], flops, nbytes, peak_flops, peak_bw)
     return row

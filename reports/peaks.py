@@ -1,7 +1,8 @@
 """Peak compute and memory bandwidth of known devices, for the roofline fraction.
 
-Numbers are the vendors' datasheet figures, dense (no 2:4 sparsity), in
-GFLOP/s and GB/s. The peak that applies depends on the dtype and the math
+Numbers are the machine's own matmul rate where a sweep measured it
+(``benchmarks/bench_peak.py``), else the vendors' datasheet figures, dense
+(no 2:4 sparsity), in GFLOP/s and GB/s. The peak that applies depends on the dtype and the math
 mode in effect: a float32 GEMM under TF32 runs on tensor cores, in IEEE
 float32 it does not. A device not in the table gets NaN, never a guess;
 a CPU gets an *estimate* from its core count, flagged as such.
@@ -57,9 +58,18 @@ def gpu_peaks(device_name) -> Peaks | None:
     return None
 
 
-def peak(device: str, device_name, dtype: str, math_mode, num_cpu=None, arch=None) -> tuple[float, float, str]:
-    """``(peak GFLOP/s, peak GB/s, source)`` for one result; NaN where unknown."""
+def peak(device: str, device_name, dtype: str, math_mode, num_cpu=None, arch=None,
+         measured: float | None = None) -> tuple[float, float, str]:
+    """``(peak GFLOP/s, peak GB/s, source)`` for one result; NaN where unknown.
+
+    ``measured`` is the machine's own matmul rate for this device and dtype
+    (``benchmarks/bench_peak.py``), recorded by the same sweep: it replaces the
+    datasheet figure or the estimate when there is one.
+    """
     nan = math.nan
+    if measured is not None and measured > 0:
+        bandwidth = gpu_peaks(device_name).bandwidth if gpu_peaks(device_name) else nan
+        return measured, bandwidth, f"measured: {dtype} matmul on this device, {measured:.3g} GFLOP/s"
     if str(device).startswith("cpu"):
         x86 = str(arch or "").lower() in ("x86_64", "amd64")
         per_cycle = CPU_FLOP_PER_CYCLE.get(dtype)
@@ -91,3 +101,16 @@ def roofline_fraction(gflops: float, flops: float, nbytes: float, peak_gflops: f
     if peak_gbs > 0 and nbytes > 0:
         attainable = min(peak_gflops, flops / nbytes * peak_gbs)
     return gflops / attainable
+
+
+def describe(fraction: float, source: str) -> str:
+    """A roofline fraction as text: ``"42%"``, marked ``(est.)`` when the peak is an estimate, and saying why
+    when it is above 100% (the peak it is measured against is too low)."""
+    if not fraction == fraction:
+        return "—"
+    percent = 100 * fraction
+    text = f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+    estimate = str(source).startswith("estimate")
+    if fraction > 1:
+        return text + f" (above the {'estimated' if estimate else 'measured' if 'measured' in str(source) else 'datasheet'} peak)"
+    return text + (" (est.)" if estimate else "")

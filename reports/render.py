@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from seqbench import catalog
+
 from . import load, peaks, plots, select
 
 
@@ -63,26 +65,23 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
               "the fastest backend among those that conform to the float64 reference; a backend that fails "
               "conformance, or was never checked, is never recommended."),
     ]
+    blocks += answer_blocks(recs)
     if dashboard_link:
         blocks.append(("link", "asv dashboard (history of every benchmark)", dashboard_link))
     else:
         blocks.append(("p", "No asv dashboard found beside the results (make one with `asv publish`)."))
     blocks += [("h2", "Machines and devices"), ("table", machines_table(results))]
-    blocks.append(("h2", "Recommendations"))
-    if recs.empty:
-        blocks.append(("p", "No benchmark results found: this report shows conformance only "
-                            "(run `seqbench bench` or `seqbench run` for timings)."))
-    else:
-        blocks.append(("p", "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over "
-                            "min(peak, intensity x bandwidth) of the device (see Method); error = largest "
-                            "conformance error of the winner for this op, in eps of the dtype; x faithful = that "
-                            "error over the error of a faithful implementation in the same precision (about 1: as "
-                            "accurate as a plain implementation of the equations)."))
-        blocks += [("table", glance_table(recs)), ("h3", "Every measured workload"),
-                   ("table", recommendations_table(recs))]
+    if not recs.empty:
+        blocks += [("h2", "Every measured workload"), ("p", (
+            "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over min(peak, intensity x "
+            "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak, else a datasheet "
+            "figure or an estimate (marked); error = largest conformance error of the winner for this op, in eps "
+            "of the dtype; x faithful = that error over the error of a faithful implementation in the same "
+            "precision (about 1: as accurate as a plain implementation of the equations).")),
+                   ("wide", recommendations_table(recs))]
     dropped = dropped_table(table, checks)
     blocks.append(("h2", "Backends dropped, and why"))
-    blocks.append(("table", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
+    blocks.append(("wide", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
     if len(checks):
         outliers = load.accuracy_outliers(checks)
         blocks += [("h2", "Accuracy outliers"), ("p", (
@@ -94,7 +93,7 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
             "Per backend, device and dtype: ok or FAIL, the worst error over shapes, forward and gradients, in eps "
             "of the precision, and x its ratio to a faithful same-precision implementation's error (tolerance "
             "model: README, seqbench/tolerance.py).")),
-                   ("table", conformance_table(checks)),
+                   ("wide", conformance_table(checks)),
                    ("h2", "Which equation each backend computes"), ("table", variants_table(checks))]
     blocks.append(("h2", "Plots"))
     blocks += [("figure", title, name, png) for name, title, png in figures]
@@ -110,6 +109,31 @@ METHOD = (
     "recorded); a CPU's peak is an estimate from its core count; unknown devices get no roofline number. "
     "A requested shape that was not measured is answered from the nearest measured one, and says so."
 )
+
+
+FAMILIES = {"recurrent": "recurrent cells and networks", "embedding": "word embeddings"}
+
+
+def answer_blocks(recs: pd.DataFrame) -> list[tuple]:
+    """The answer first: per machine and device, one sentence per workload family and dtype (which conforming
+    backend is fastest in how many measured workloads), then the table of wins per op."""
+    blocks = [("h2", "Recommendations")]
+    if recs.empty:
+        return blocks + [("p", "No benchmark results found: this report shows conformance only "
+                               "(run `seqbench bench` or `seqbench run` for timings).")]
+    family = recs["op"].map(lambda op: (catalog.ops()[op].family if op in catalog.ops() else "other"))
+    for (machine, device), group in recs.groupby(["machine", "device"], sort=True):
+        name = group["device_name"].dropna()
+        blocks.append(("h3", f"{device} on {machine}" + (f" ({name.iloc[0]})" if len(name) else "")))
+        for (fam, dtype), part in group.groupby([family[group.index], "dtype"], sort=True):
+            wins = part["winner"].fillna("no conforming backend").value_counts()
+            ops = {b: sorted(set(part.loc[part["winner"] == b, "op"])) for b in wins.index}
+            said = ", ".join(f"{b} in {n}" + (f" ({', '.join(ops[b])})" if ops[b] else "") for b, n in wins.items())
+            blocks.append(("p", f"{FAMILIES.get(fam, fam).capitalize()}, {dtype}: of {len(part)} measured workloads "
+                                f"the fastest conforming backend is {said}; speed-up over the runner-up "
+                                f"{_range(part['speedup'])}."))
+        blocks.append(("table", glance_table(group)))
+    return blocks
 
 
 def machines_table(results) -> pd.DataFrame:
@@ -156,9 +180,11 @@ def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
         "dtype": recs["dtype"], "pass": recs["kind"],
         "shape": [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in recs.iterrows()],
         "fastest conforming": recs["winner"].fillna("none conforms"),
-        "time": recs["time_s"].map(fmt_time), "throughput/s": recs["throughput"].map(fmt_si),
+        "time": recs["time_s"].map(fmt_time),
+        "throughput": [f"{fmt_si(v)} {load.throughput_unit(op)}" if v == v else "—"
+                       for v, op in zip(recs["throughput"], recs["op"])],
         "GFLOP/s": recs["gflops"].map(lambda v: fmt(v, "{:.3g}")),
-        "roofline": recs["roofline_fraction"].map(lambda v: fmt(100 * v, "{:.2g}%")),
+        "roofline": [peaks.describe(f, src) for f, src in zip(recs["roofline_fraction"], recs["peak_source"])],
         "error (eps)": recs["max_err_eps"].map(lambda v: fmt(v, "{:.3g}")),
         "x faithful": recs["ratio"].map(lambda v: fmt(v, "{:.2g}")),
         "peak memory": recs["peak_memory"].map(fmt_bytes),
@@ -189,6 +215,7 @@ def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:
                          text=[f"{'ok' if ok else 'FAIL'} {err:.3g}" + (f" x{ratio:.2g}" if ratio == ratio else "")
                                for ok, err, ratio in zip(checks["conformance_passed"], checks["max_err_eps"], ratios)])
     grid = cell.pivot_table(index=["machine", "op"], columns="column", values="text", aggfunc="first").fillna("—")
+    grid.columns.name = None  # else a header cell titled "column"
     return grid.reset_index()
 
 
@@ -295,7 +322,7 @@ def markdown(blocks) -> str:
             out.append(block[1] + "\n")
         elif kind == "link":
             out.append(f"[{block[1]}]({block[2]})\n")
-        elif kind == "table":
+        elif kind in ("table", "wide"):
             out.append(markdown_table(block[1]))
         elif kind == "figure":
             out.append(f"**{block[1]}**\n\n![{block[1]}](plots/{block[2]}.png)\n")
@@ -318,6 +345,35 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-al
 td:last-child { white-space: normal; min-width: 16em; }
 th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0 2em; } img { max-width: 100%; border: 1px solid #eee; }
+.scroll { max-width: 100%; max-height: 32em; overflow: auto; border: 1px solid #ddd; margin: 0.5em 0 1.5em; }
+.scroll table { margin: 0; } .scroll th { position: sticky; top: 0; cursor: pointer; }
+.scroll th[aria-sort=ascending]::after { content: " ▲"; } .scroll th[aria-sort=descending]::after { content: " ▼"; }
+"""
+
+#: click a header of a wide table to sort by it (numbers as numbers: "12.4 ms" < "110 ms"), again to reverse
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var up = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var scale = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1, "k": 1e3, "M": 1e6, "G": 1e9};
+      function key(row) {
+        var text = row.cells[col].textContent.trim(), n = parseFloat(text.replace(/^[×x~]/, ""));
+        var unit = (text.match(/[0-9.] ?(ns|µs|ms|s|k|M|G)(?![a-z])/) || [])[1];
+        return isNaN(n) ? text : n * (scale[unit] || 1);
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var order = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+        return up ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
 """
 
 
@@ -334,10 +390,13 @@ def html_page(blocks) -> str:
             body.append(f'<p><a href="{esc(block[2])}">{esc(block[1])}</a></p>')
         elif kind == "table":
             body.append(block[1].to_html(index=False, escape=True, border=0, na_rep="—"))
+        elif kind == "wide":
+            table = block[1].to_html(index=False, escape=True, border=0, na_rep="—", classes="sortable")
+            body.append(f'<div class="scroll">{table}</div>')
         elif kind == "figure":
             data = base64.b64encode(block[3]).decode()
             body.append(f'<figure><figcaption>{esc(block[1])}</figcaption>'
                         f'<img alt="{esc(block[1])}" src="data:image/png;base64,{data}"></figure>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>seqbench: backend selection report</title><link rel=\"icon\" href=\"data:,\">"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + f"\n<script>{SORT_JS}</script>\n</body></html>\n")

@@ -23,7 +23,7 @@ from .load import SHAPE_KEYS
 #: What identifies a workload in the tidy table (the shape keys follow).
 WORKLOAD = ["machine", "device", "op", "dtype", "kind"]
 CANDIDATE_COLUMNS = ["backend", "implementation", "variant", "math_mode", "time_s", "throughput", "gflops",
-                     "roofline_fraction", "peak_memory", "max_err_eps", "ratio"]
+                     "roofline_fraction", "peak_source", "peak_memory", "max_err_eps", "ratio"]
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Candidate:
     throughput: float
     gflops: float
     roofline_fraction: float
+    peak_source: str | None  # what the roofline's peak is: measured, datasheet or estimate
     peak_memory: float
     max_err_eps: float
     ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.tolerance)
@@ -105,6 +106,7 @@ def recommendations(table: pd.DataFrame) -> pd.DataFrame:
             "throughput": winner.throughput if winner else math.nan,
             "gflops": winner.gflops if winner else math.nan,
             "roofline_fraction": winner.roofline_fraction if winner else math.nan,
+            "peak_source": winner.peak_source if winner else None,
             "max_err_eps": winner.max_err_eps if winner else math.nan,
             "ratio": winner.ratio if winner else math.nan,
             "peak_memory": winner.peak_memory if winner else math.nan,
@@ -141,6 +143,9 @@ def select(table: pd.DataFrame, op: str, device: str, dtype: str | None = None, 
             raise ValueError(f"no {op} results with {column} {value!r}; there are: {there}")
         rows = rows[match]
     keys = shape_keys(rows)
+    for k, v in shape.items():
+        if v is not None and not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"shape size {k} must be a positive number, got {v!r}")
     unknown = sorted(set(shape) - set(SHAPE_KEYS))
     if unknown:
         raise ValueError(f"unknown shape keys {unknown}; use {list(SHAPE_KEYS)}")
@@ -185,6 +190,15 @@ def nearest(rows: pd.DataFrame, keys: list[str], requested: dict) -> tuple[dict,
         got = ", ".join(f"{k}={best[k]}" for k in asked)
         notes.append(f"not measured at {wanted}; answered from the nearest measured shape {got} "
                      "(times at the requested shape estimated by scaling with the op's FLOP model)")
+        outside = []
+        for k, v in asked.items():
+            low, high = _size(shapes[k].min()), _size(shapes[k].max())
+            if v > high:
+                outside.append(f"{k}={v} is {v / high:.3g}x the largest measured {k}={high}")
+            elif v < low:
+                outside.append(f"{k}={v} is {low / v:.3g}x below the smallest measured {k}={low}")
+        if outside:
+            notes.append("outside the measured grid, so the estimate extrapolates: " + "; ".join(outside))
     if ignored:
         notes.append(f"{', '.join(ignored)} not a benchmark parameter here; ignored")
     unset = [k for k in keys if k not in asked]

@@ -33,6 +33,7 @@ MACHINES = {
 OPS = {"LSTM": "lstm", "GRU": "gru"}
 UNCHECKED = {"torch-compile"}
 FAILS = {("cupy", "lstm")}
+MEASURED_PEAK = {"cpubox": 400.0}  # GFLOP/s of a float32 matmul (gpubox keeps the datasheet figures)
 LESS_ACCURATE = {"jax": 4.0}  # conforms, at 4x a faithful implementation's error: an accuracy outlier
 
 
@@ -76,6 +77,12 @@ def write(root: Path, commit: str = "0123456789abcdef0123456789abcdef01234567", 
                 results[name] = [[float("nan") if v is None else v for v in values], params, "v1", date, 1.0]
                 benchmarks[name] = {"name": name, "param_names": PARAM_NAMES, "params": params, "type": kind,
                                     "unit": unit, "version": "v1"}
+        if machine in MEASURED_PEAK:  # bench_peak: this machine's own matmul rate, the roofline's peak
+            name, peak_params = "bench_peak.matmul.track_gflops", [[repr(d) for d in devices], ["'float32'"]]
+            rates = [MEASURED_PEAK[machine] if d == spec["device"] else float("nan") for d in devices]
+            results[name] = [rates, peak_params, "v1", date, 1.0]
+            benchmarks[name] = {"name": name, "param_names": ["device", "dtype"], "params": peak_params,
+                                "type": "track", "unit": "GFLOP/s", "version": "v1"}
         mdir = root / machine
         mdir.mkdir(exist_ok=True)
         (mdir / "machine.json").write_text(json.dumps({"machine": machine, **spec["info"], "version": 1}))

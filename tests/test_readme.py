@@ -68,3 +68,12 @@ def test_the_readme_conformance_table_is_the_committed_results():
     table = _table_at(section[section.index("\n|") + 1:])
     expected = conformance_table()
     assert table == expected, "the README's conformance table is out of date; replace it with:\n" + expected
+
+
+def test_the_readme_python_examples_run_as_written(capsys):
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.+?)\n```", readme, re.S)
+    assert blocks, "the README has Python examples"
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+    assert "(64, 8, 32) ['W_Ch', 'W_Cx', 'W_fh']" in capsys.readouterr().out

@@ -244,3 +244,25 @@ def test_report_from_conformance_only(results_dir, tmp_path):
 def test_report_without_results_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no results found in"):
         render.write_report([tmp_path], tmp_path / "out")
+
+
+def test_roofline_text_says_what_the_peak_is_and_why_above_100():
+    assert peaks.describe(0.42, "measured: float32 matmul on this device, 95 GFLOP/s") == "42%"
+    assert peaks.describe(0.42, "estimate: 2 cores x 2.5 GHz x 32 FLOP/cycle") == "42% (est.)"
+    assert peaks.describe(1.1, "estimate: 2 cores") == "110% (above the estimated peak)"
+    assert peaks.describe(float("nan"), "") == "—"
+
+
+def test_a_measured_matmul_rate_replaces_the_estimate():
+    flops, _, source = peaks.peak("cpu", "AMD EPYC", "float32", "ieee", 2, "x86_64", measured=95.0)
+    assert flops == 95.0 and source.startswith("measured")
+    flops, _, source = peaks.peak("cpu", "AMD EPYC", "float32", "ieee", 2, "x86_64")
+    assert flops == 160.0 and source.startswith("estimate")
+
+
+def test_the_roofline_uses_the_matmul_rate_a_sweep_measured(table):
+    cpu = table[table["machine"] == "cpubox"]
+    assert set(cpu["peak_gflops"]) == {400.0} and cpu["peak_source"].str.startswith("measured").all()
+    assert "matmul" not in set(table["op"])  # the peak is no workload
+    gpu = table[table["machine"] == "gpubox"]
+    assert gpu["peak_source"].str.contains("datasheet").all()
