@@ -77,6 +77,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
+
 @pytest.fixture
 def record(request):
     """``record(**row)``: add one flat result row for this test."""
@@ -90,10 +91,31 @@ def record(request):
             "math_mode": be.math_mode(row["device"], row["dtype"]),
             "versions": ";".join(f"{k}={v}" for k, v in be.versions().items()),
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "schema": results.SCHEMA,
             **row,
         })
 
     return add
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A case whose backend raised (out of memory, an error of its own) fails with a row saying so, so the
+    results file, and the report, know it failed; a judged case has its row already."""
+    outcome = yield
+    report = outcome.get_result()
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    kind = {"test_forward": "forward", "test_vjp": "vjp"}.get(item.originalname)
+    if report.when != "call" or not report.failed or case is None or kind is None or case.op is None:
+        return
+    test_id = f"{item.originalname}[{item.callspec.id}]"
+    rows = item.config.stash[_ROWS]
+    if any(row["test_id"] == test_id for row in rows):
+        return
+    why = f"{call.excinfo.typename}: {call.excinfo.value}".splitlines()[0] if call.excinfo else "failed"
+    rows.append(results.fault_row({"test_id": test_id, "backend": case.backend, "device": case.device,
+                                   "dtype": case.dtype, "op": case.op.name, "kind": kind, "shape": str(case.shape)},
+                                  why))
 
 
 def pytest_sessionfinish(session):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from . import peaks
@@ -87,6 +88,8 @@ def select_command(args) -> int:
     load, _, select = _imports()
     dirs = args.results_dirs or default_results()
     results = load.load(dirs)
+    for path, why in results.skipped:
+        print(f"left out {path}: {why}", file=sys.stderr)
     if results.benchmarks.empty:
         raise ValueError(f"no benchmark results in {', '.join(dirs)} (run `seqbench bench` or `seqbench run` first)")
     shape = {k: getattr(args, k, None) for k in ("T", "H", "B", "I", "V", "d")}

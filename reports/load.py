@@ -77,6 +77,8 @@ class Results:
     checks: pd.DataFrame  # conformance per (machine, backend, device, dtype, op)
     machines: dict = field(default_factory=dict)  # asv machine.json per machine
     dashboards: list = field(default_factory=list)  # asv html/index.html found near the results
+    skipped: list = field(default_factory=list)  # (file, why): unreadable, foreign or newer files, left out
+    unchecked: list = field(default_factory=list)  # conformance cases an interrupted run did not reach
 
     @property
     def empty(self) -> bool:
@@ -89,25 +91,54 @@ def load(dirs) -> Results:
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         raise ValueError(f"results directory not found: {', '.join(missing)}")
-    conformance = load_conformance(sorted({p for d in dirs for p in d.rglob("*.jsonl")}))
-    checks = summarize_conformance(conformance)
+    skipped: list = []
+    conformance = load_conformance(sorted({p for d in dirs for p in d.rglob("*.jsonl")}), skipped)
+    unchecked = load_unchecked(sorted({p for d in dirs for p in d.rglob("*.unchecked.json")}), skipped)
+    checks = summarize_conformance(conformance, unchecked)
     machine_dirs = sorted({p.parent for d in dirs for p in d.rglob("machine.json")})
     machines, raw = {}, []
     for mdir in machine_dirs:
-        info = json.loads((mdir / "machine.json").read_text())
+        try:
+            info = json.loads((mdir / "machine.json").read_text())
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as error:
+            skipped.append((mdir / "machine.json", f"not an asv machine file ({error}): its folder is left out"))
+            continue
         machines[info.get("machine", mdir.name)] = info
-        raw.extend(asv_points(mdir))
+        raw.extend(asv_points(mdir, skipped))
     table = tidy(raw, checks, machines, dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
-    return Results(table, conformance, checks, machines, dashboards)
+    return Results(table, conformance, checks, machines, dashboards, skipped, unchecked)
 
 
 # --- conformance --------------------------------------------------------------------------
 
-def load_conformance(paths) -> pd.DataFrame:
-    needed = {"machine", "backend", "device", "dtype", "op", "kind", "passed", "max_err_eps"}
-    rows = [row for path in paths for row in results.read_jsonl(path) if needed <= row.keys()]
+NEEDED = ("machine", "backend", "device", "dtype", "op", "kind", "passed", "max_err_eps")
+
+
+def load_conformance(paths, skipped: list | None = None) -> pd.DataFrame:
+    """The conformance rows of ``paths``; a file that is not readable JSON lines, holds no seqbench rows, or
+    was written by a newer seqbench is left out with the reason appended to ``skipped``."""
+    skipped = [] if skipped is None else skipped
+    rows = []
+    for path in paths:
+        try:
+            found = results.read_jsonl(path)
+        except (OSError, ValueError) as error:
+            skipped.append((path, f"not JSON lines ({error})"))
+            continue
+        newer = [r for r in found if isinstance(r, dict) and isinstance(r.get("schema"), int)
+                 and r["schema"] > results.SCHEMA]
+        if newer:
+            skipped.append((path, f"written by a newer seqbench (row format {max(r['schema'] for r in newer)}; "
+                                  f"this one reads up to {results.SCHEMA}): upgrade seqbench to read it"))
+            continue
+        ours = [r for r in found if isinstance(r, dict) and set(NEEDED) <= r.keys()]
+        if found and not ours:
+            skipped.append((path, f"not seqbench conformance results (no row has the keys {', '.join(NEEDED)})"))
+        rows += ours
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=["machine", "backend", "device", "dtype", "op", "kind", "passed", "max_err_eps"])
@@ -118,8 +149,29 @@ def load_conformance(paths) -> pd.DataFrame:
     return frame
 
 
-def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
-    """One row per (machine, backend, device, dtype, op): passed only if every check passed."""
+def load_unchecked(paths, skipped: list) -> list[dict]:
+    """The cases interrupted conformance runs did not reach (``<machine>.unchecked.json``)."""
+    cases = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            found = [dict(c, machine=c.get("machine") or Path(path).name.removesuffix(".unchecked.json"))
+                     for c in data["cases"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            skipped.append((path, f"not a list of unchecked cases ({type(error).__name__}: {error})"))
+            continue
+        cases += found
+    return cases
+
+
+def summarize_conformance(conformance: pd.DataFrame, unchecked: list = ()) -> pd.DataFrame:
+    """One row per (machine, backend, device, dtype, op): passed only if every check passed, and none of its
+    cases is listed as not reached by an interrupted run (``unchecked``)."""
+    missing = {}
+    for case in unchecked:
+        if case.get("kind") in ("forward", "vjp"):
+            key = (case["machine"], case["backend"], _devkey(case["device"]), case["dtype"], case["op"])
+            missing[key] = missing.get(key, 0) + 1
     rows = []
     if conformance.empty:
         return pd.DataFrame(columns=_CHECK_KEYS + ["conformance_passed", "checks", "failed", "max_err_eps", "ratio",
@@ -127,7 +179,12 @@ def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
     for key, group in conformance.groupby(_CHECK_KEYS, dropna=False):
         failed = group[~group["passed"]]
         reason = ""
-        if len(failed):
+        faults = failed[failed["fault"].notna()] if "fault" in failed else failed.iloc[:0]
+        if len(faults):
+            worst = faults.iloc[0]
+            reason = (f"fails conformance: {len(failed)} of {len(group)} checks; {worst['kind']} at "
+                      f"{worst.get('shape', '?')}: {worst['fault']} [{worst.get('test_id', '')}]")
+        elif len(failed):
             err = failed["err_eps"] if "err_eps" in failed else failed["max_err_eps"]  # rows before the calibrated model
             worst = failed.loc[(err / failed["budget_eps"]).idxmax()]
             faithful = (f", {worst['ratio']:.3g}x a faithful implementation's error"
@@ -136,10 +193,14 @@ def summarize_conformance(conformance: pd.DataFrame) -> pd.DataFrame:
                       f"{worst.get('shape', '?')}, {worst.get('worst', '?')!r} is "
                       f"{err[worst.name]:.3g} eps from the float64 reference{faithful} "
                       f"(budget {worst['budget_eps']:.3g} eps) [{worst.get('test_id', '')}]")
+        elif key in missing:
+            machine, backend, device, dtype, op = key
+            reason = (f"conformance incomplete: {missing[key]} of its cases were not reached by an interrupted run "
+                      f"(seqbench check --op {op} --backend {backend} --device {device} --dtype {dtype} checks them)")
         rows.append({
             **dict(zip(_CHECK_KEYS, key)),
             "device": group["device"].iloc[0],
-            "conformance_passed": not len(failed),
+            "conformance_passed": not reason,
             "checks": len(group),
             "failed": len(failed),
             "max_err_eps": group["max_err_eps"].max(),
@@ -193,16 +254,28 @@ def benchmark_meta(machine_dir: Path) -> dict:
     return {name: meta for name, meta in data.items() if isinstance(meta, dict)}
 
 
-def asv_points(machine_dir: Path) -> list[dict]:
-    """Every measured point of every result file of one machine: one dict per (benchmark, parameter point)."""
-    meta = benchmark_meta(machine_dir)
+def asv_points(machine_dir: Path, skipped: list | None = None) -> list[dict]:
+    """Every measured point of every result file of one machine: one dict per (benchmark, parameter point).
+    A file that is not an asv results file of API version 2 is left out, with the reason in ``skipped``."""
+    skipped = [] if skipped is None else skipped
+    try:
+        meta = benchmark_meta(machine_dir)
+    except (OSError, ValueError) as error:
+        skipped.append((machine_dir.parent / "benchmarks.json", f"not asv's benchmark list ({error}): "
+                                                                "parameter names guessed"))
+        meta = {}
     points = []
     for path in sorted(machine_dir.glob("*.json")):
         if path.name in ("machine.json", "benchmarks.json"):
             continue
-        data = json.loads(path.read_text())
-        if "result_columns" not in data:
-            raise ValueError(f"{path}: not an asv results file of API version 2 (no result_columns)")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            skipped.append((path, f"not JSON ({error}): a truncated or foreign file"))
+            continue
+        if not isinstance(data, dict) or "result_columns" not in data:
+            skipped.append((path, "not an asv results file of API version 2 (no result_columns)"))
+            continue
         machine = data.get("params", {}).get("machine", machine_dir.name)
         for name, row in data["results"].items():
             record = dict(zip(data["result_columns"], row))

@@ -15,6 +15,7 @@ import html
 import io
 import math
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> 
     ``benchmarks.csv`` into ``out_dir``; return the HTML page's path."""
     dirs = [Path(d) for d in ([results_dirs] if isinstance(results_dirs, (str, Path)) else results_dirs)]
     results = load.load(dirs)
+    for path, why in results.skipped:
+        print(f"left out {path}: {why}", file=sys.stderr)
     if results.empty:
         raise ValueError(f"no results found in {', '.join(map(str, dirs))}: expected asv results "
                          "(<machine>/machine.json beside <commit>-<env>.json) or conformance JSON lines (*.jsonl)")
@@ -95,6 +98,16 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
             "model: README, seqbench/tolerance.py).")),
                    ("wide", conformance_table(checks)),
                    ("h2", "Which equation each backend computes"), ("table", variants_table(checks))]
+    if results.skipped:
+        blocks += [("h2", "Files left out"), ("p", "Found in the results folders but not read, with why:"),
+                   ("table", pd.DataFrame([{"file": str(f), "why": why} for f, why in results.skipped]))]
+    if results.unchecked:
+        blocks += [("h2", "Conformance not finished"), ("p", (
+            f"An interrupted seqbench check did not reach {len(results.unchecked)} cases; the backends, devices, "
+            "dtypes and ops they belong to are not recommended until a run checks them "
+            "(the same seqbench check command, run again).")),
+                   ("wide", pd.DataFrame(results.unchecked)[["machine", "backend", "device", "dtype", "op", "kind",
+                                                             "test_id"]])]
     blocks.append(("h2", "Plots"))
     blocks += [("figure", title, name, png) for name, title, png in figures]
     blocks += [("h2", "Method"), ("p", METHOD), ("table", peaks_table())]

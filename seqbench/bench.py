@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import importlib.util
 import json
 import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -287,20 +289,23 @@ class Sweep:
     grid: str
     planned: int  # benchmark processes asv will start
     notes: list  # what was left out, and why
-    code: int = 0  # asv's exit status
+    code: int = 0  # asv's exit status (the worst over the sweep's runs)
     counts: Counter = field(default_factory=Counter)  # finished benchmarks by status (ok, failed, ...)
+    failed: list = field(default_factory=list)  # names of the benchmarks that failed
     seconds: float = 0.0
     log: Path | None = None
+    interrupted: str = ""  # where an interrupted sweep stopped, and what it kept
 
 
 def run(args) -> int:
     """``seqbench bench``: plan the sweep, say what runs, run asv, say how it went."""
     result = sweep(args, announce=True)
-    return result.code
+    return 130 if result.interrupted else result.code
 
 
 def sweep(args, announce: bool = False) -> Sweep:
-    """Run the sweep ``args`` selects; ``announce`` prints the plan and the outcome (``seqbench bench``)."""
+    """Run the sweep ``args`` selects, one asv run per op (so an interrupted sweep keeps the ops it finished);
+    ``announce`` prints the plan and the outcome (``seqbench bench``)."""
     if importlib.util.find_spec("asv") is None:
         raise BenchError(f"asv is not installed in this Python ({sys.executable}); "
                          "pip install 'seqbench[bench]' (asv >= 0.6)")
@@ -315,6 +320,7 @@ def sweep(args, announce: bool = False) -> Sweep:
         raise BenchError(str(error)) from None
 
     result = Sweep(grid, count(common, grid, selection), notes)
+    results = Path(args.results_dir) if args.results_dir else config.parent / conf.get("results_dir", "results")
     if announce:
         points = sorted({p for ps in selection.values() for p in ps})
         print(f"seqbench bench: {grid} grid, {len(selection)} ops, {result.planned} benchmark runs")
@@ -323,21 +329,54 @@ def sweep(args, announce: bool = False) -> Sweep:
             print(f"  {backend}: " + ", ".join(f"{d}/{t}" for d, t in combos))
         for note in notes:
             print(f"  left out: {note}")
+    peak = [p for p in patterns(common, selection, grid) if p.startswith("^bench_peak")]
+    chunks = [({op: points}, patterns(common, {op: points}, grid)[:1] + (peak if k == 0 else []))
+              for k, (op, points) in enumerate(selection.items())]  # the device peaks ride with the first op
 
-    with tempfile.TemporaryDirectory(prefix="seqbench-asv-") as scratch:
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="seqbench-asv-"))
         run_config = _derived_config(config, conf, args.results_dir, Path(scratch)) if args.results_dir else config
-        _run_asv(args, grid, run_config, patterns(common, selection, grid), result)
-    if announce and not args.dry_run:
-        results = Path(args.results_dir) if args.results_dir else config.parent / conf.get("results_dir", "results")
+        if args.dry_run:
+            for _, chunk_patterns in chunks:
+                print(f"would run: SEQBENCH_GRID={grid} {shlex.join(_asv_command(args, grid, run_config, chunk_patterns))}")
+            return result
+        stack.enter_context(machine_lock(args))
+        ensure_machine(args.machine)
+        result.log = Path(args.log) if getattr(args, "log", None) else None
+        watch = None
+        if result.log:
+            result.log.parent.mkdir(parents=True, exist_ok=True)
+            watch = stack.enter_context(console.phase(getattr(args, "title", None) or f"benchmarks ({grid} grid)",
+                                                      total=100 * len(chunks), counts=False))
+        start = time.monotonic()
+        done = []
+        for k, (chunk, chunk_patterns) in enumerate(chunks):
+            op = next(iter(chunk))
+            try:
+                code = _run_asv(args, grid, run_config, chunk_patterns, result, watch, 100 * k, start)
+            except KeyboardInterrupt:
+                kept = (f"results of {', '.join(done)} kept in {results}/" if done and args.set_commit_hash
+                        else "no op finished, nothing kept" if args.set_commit_hash else "results not kept")
+                result.interrupted = f"benchmarks interrupted during {op} (op {k + 1} of {len(chunks)}); {kept}"
+                break
+            result.code = max(result.code, code)
+            done.append(op)
+        result.seconds = time.monotonic() - start
+        if watch:
+            watch.done(result.interrupted.split(";")[0] if result.interrupted else
+                       ("benchmarks " + ", ".join(f"{n} {status}" for status, n in result.counts.items()))
+                       if result.counts else "nothing ran")
+    if announce:
         kept = f"results in {results}/" if args.set_commit_hash else "results not kept (no --set-commit-hash)"
-        status = "ok" if result.code == 0 else f"asv exited with {result.code} (a benchmark failed: see " \
-                                               f"{result.log or 'above'})"
-        print(f"seqbench bench: {status}; wall time {result.seconds:.0f} s; {kept}"
+        status = ("ok" if result.code == 0 else f"asv exited with {result.code}: {len(result.failed)} benchmarks "
+                  f"failed ({', '.join(result.failed[:5])}{', ...' if len(result.failed) > 5 else ''}); see "
+                  f"{result.log or 'above'}")
+        print(result.interrupted or f"seqbench bench: {status}; wall time {result.seconds:.0f} s; {kept}"
               + (f"; asv's output: {result.log}" if result.log else ""))
     return result
 
 
-def _run_asv(args, grid: str, run_config: Path, bench_patterns: list[str], result: Sweep) -> None:
+def _asv_command(args, grid: str, run_config: Path, bench_patterns: list[str]) -> list[str]:
     launch = args.launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
     command = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
                f"--launch-method={launch}"]
@@ -351,52 +390,76 @@ def _run_asv(args, grid: str, run_config: Path, bench_patterns: list[str], resul
         command.append("--show-stderr")
     for pattern in bench_patterns:
         command += ["--bench", pattern]
-    if args.dry_run:
-        print(f"would run: SEQBENCH_GRID={grid} {shlex.join(command)}")
-        return
+    return command
 
-    ensure_machine(args.machine)
-    start = time.monotonic()
+
+def _run_asv(args, grid, run_config, bench_patterns, result: Sweep, watch, offset: float, start: float) -> int:
+    """One asv run; its output to the log (the bar following it) or the terminal; returns asv's exit status."""
+    command = _asv_command(args, grid, run_config, bench_patterns)
     env = {**os.environ, "SEQBENCH_GRID": grid}  # the suite reads its grid from here
-    result.log = Path(args.log) if getattr(args, "log", None) else None
     with contextlib.ExitStack() as stack:
-        sink = watch = None
+        sink = None
         if result.log:
-            result.log.parent.mkdir(parents=True, exist_ok=True)
             sink = stack.enter_context(open(result.log, "a", buffering=1))
             sink.write(f"$ SEQBENCH_GRID={grid} {shlex.join(command)}\n")
-            watch = stack.enter_context(console.phase(getattr(args, "title", None) or f"benchmarks ({grid} grid)",
-                                                      total=100, counts=False))
-        result.code = _stream(command, run_config.parent, env, start, sink, watch, result.counts)
-        if watch:
-            watch.done("benchmarks " + ", ".join(f"{n} {status}" for status, n in result.counts.items())
-                       if result.counts else "nothing ran")
-    result.seconds = time.monotonic() - start
+        return _stream(command, run_config.parent, env, start, sink, watch, offset, result)
+
+
+@contextlib.contextmanager
+def machine_lock(args):
+    """One sweep at a time on a machine (they would slow each other down): a second one is refused,
+    naming the first. The lock is a file under ``$SEQBENCH_CACHE_DIR`` (default ``~/.cache/seqbench``)."""
+    root = os.environ.get("SEQBENCH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                                       Path.home() / ".cache") / "seqbench"
+    path = Path(root) / "bench.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BenchError(f"another benchmark sweep is running on this machine ({holder}); sweeps run one at "
+                             f"a time so that they do not slow each other down: wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}: seqbench bench, started "
+                     f"{time.strftime('%H:%M:%S')}, results to {args.results_dir or 'the config results_dir'}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 #: asv's line for a finished benchmark: ``[ 40.00%] ··· bench_recurrent.rnn.time_forward    ok``
 _PROGRESS = re.compile(r"^\[\s*([\d.]+)%\]\s+·+\s+(bench_\S+)\s+(\S+)\s*$")
 
 
-def _stream(command, cwd, env, start, sink, watch, counts: Counter) -> int:
-    """Run asv, its output to ``sink`` (a log, with the bar ``watch`` following its progress) or the terminal;
-    count finished benchmarks by status; return asv's exit status."""
+def _stream(command, cwd, env, start, sink, watch, offset: float, result: Sweep) -> int:
+    """Run asv, its output to ``sink`` (a log, with the bar ``watch`` following its progress from ``offset``) or
+    the terminal; count finished benchmarks by status into ``result``; return asv's exit status."""
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                          cwd=cwd, env=env) as process:
+                          cwd=cwd, env=env, start_new_session=True) as process:  # stopped as one group
         try:
             for line in process.stdout:
                 elapsed = time.monotonic() - start
                 stamped = f"{int(elapsed // 60):3d}:{int(elapsed % 60):02d} {line}" if line.startswith("[") else line
                 finished = _PROGRESS.match(line)
                 if finished:
-                    counts[finished.group(3)] += 1
+                    result.counts[finished.group(3)] += 1
+                    if finished.group(3) == "failed":
+                        result.failed.append(finished.group(2))
                 if sink is None:
                     print(stamped, end="", flush=True)
                     continue
                 sink.write(stamped)
                 if finished:
-                    watch.update(float(finished.group(1)), item=finished.group(2).split(".", 1)[1])
+                    watch.update(offset + float(finished.group(1)), item=finished.group(2).split(".", 1)[1])
         except KeyboardInterrupt:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)  # asv, its fork server and its benchmark processes
             raise
     return process.returncode

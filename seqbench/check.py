@@ -1,22 +1,47 @@
-"""Running the conformance suite for the command line: in-process pytest, a progress bar, a log, the verdicts.
+"""Running the conformance suite for the command line: worker processes, a progress bar, a log, the verdicts.
 
-pytest's own output goes to the log file; the terminal shows the phase's bar
-(cases done of collected, the current case) and then a summary: ok/FAIL per
-op and backend/device/dtype, each failure's first line, the skip reasons
-grouped, and where the log and the results are.
+Cases run in worker processes (:mod:`seqbench.worker`): the CPU cases of
+every backend in one, the cases of each backend on a GPU in one of their own
+(so a CUDA error that poisons a context cannot reach another backend). A
+case that crashes its worker (a segfault, an illegal memory access,
+``os._exit``, the kernel's OOM killer), hangs past the per-case timeout, or
+leaves CUDA unusable fails with the reason, and a fresh worker goes on with
+the cases left. pytest's own output goes to the log file; the terminal shows
+the phase's bar (cases done of collected, the current case) and then a
+summary: ok/FAIL per op and backend/device/dtype, each failure's first line,
+the skip reasons grouped, and where the log and the results are.
+
+Result rows are merged into ``<results>/<machine>.jsonl`` after each worker
+(under a lock, atomically: concurrent runs lose nothing); an interrupted run
+(SIGINT, SIGTERM) keeps every row checked so far and lists the cases it did
+not reach in ``<machine>.unchecked.json``, which the reports read.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import console
+from . import console, results
 
 # pytest's warning when the plugin, imported through its entry point, was already imported: harmless noise
 QUIET = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+#: seconds one case may take before its worker is stopped, per device kind (``--timeout`` overrides): the
+#: first case of a cell under torch.compile compiles for tens of seconds on the CPU, jax's on a GPU seconds
+TIMEOUT = {"cpu": 300.0, "cuda": 600.0}
+#: seconds the collection of the cases may take (it loads every selected backend)
+COLLECT_TIMEOUT = 600.0
+#: CUDA errors after which a context is unusable: the worker is replaced before the next case
+POISONED = ("illegal memory access", "unspecified launch failure", "misaligned address", "illegal instruction",
+            "CUDA_ERROR_ILLEGAL", "cudaErrorIllegal", "cudaErrorLaunchFailure")
 
 
 @dataclass
@@ -28,72 +53,243 @@ class Outcome:
     failed: list = field(default_factory=list)  # (test id, first line of the failure)
     skipped: Counter = field(default_factory=Counter)  # reason -> cases
     known: int = 0  # known failures (strict xfails) that failed as expected
-    exit_code: int = 0
+    planned: int = 0
+    interrupted: str = ""  # where an interrupted run stopped
     log: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return self.exit_code in (0, 5) and not self.failed  # 5: nothing collected
-
-
-class _Watcher:
-    """A pytest plugin: moves the phase's bar per case and keeps outcomes, failures and rows."""
-
-    def __init__(self, phase: console.Phase, outcome: Outcome):
-        self.phase, self.outcome = phase, outcome
-
-    def pytest_collection_finish(self, session):
-        self.phase.total(len(session.items))
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            out = self.outcome
-            case = report.nodeid.rpartition("::")[2]
-            if hasattr(report, "wasxfail"):
-                out.known += 1
-            elif report.passed:
-                out.passed += 1
-            elif report.skipped:
-                out.skipped[_skip_reason(report)] += 1
-            else:
-                out.failed.append((case, _first_line(report)))
-            self.phase.advance(item=case)
-
-    def pytest_sessionfinish(self, session):
-        from .conformance.plugin import _ROWS
-
-        self.outcome.rows = list(session.config.stash.get(_ROWS, []))
-
-
-def _skip_reason(report) -> str:
-    longrepr = report.longrepr
-    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return text.removeprefix("Skipped: ")
-
-
-def _first_line(report) -> str:
-    message = getattr(report.longrepr, "reprcrash", None)
-    text = message.message if message is not None else report.longreprtext
-    return text.strip().splitlines()[0] if text.strip() else "failed"
+        return not self.failed and not self.interrupted
 
 
 def run_suite(options: list[str], results_dir: Path, log: Path, title: str = "conformance",
-              exitfirst: bool = False) -> Outcome:
-    """Run the suite narrowed by ``options`` (``--seqbench-*``), rows merged into ``results_dir``,
-    pytest's output appended to ``log``; returns the :class:`Outcome`."""
-    import pytest
-
+              exitfirst: bool = False, timeout: float | None = None) -> Outcome:
+    """Run the suite narrowed by ``options`` (``--seqbench-*``) in worker processes; rows merged into
+    ``results_dir``, pytest's output appended to ``log``; returns the :class:`Outcome`."""
     outcome = Outcome(log=log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    args = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", f"--seqbench-results-dir={results_dir}", *options]
-    if exitfirst:
-        args.append("-x")
-    with console.phase(title) as bar:
-        with console.to_log(log):
-            print(f"$ pytest {' '.join(args)}", flush=True)
-            outcome.exit_code = int(pytest.main(args, plugins=[_Watcher(bar, outcome)]))
-        bar.done(f"{outcome.passed} passed, {len(outcome.failed)} failed, {sum(outcome.skipped.values())} skipped")
+    base = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", "--seqbench-no-results", *options]
+    with console.phase(title) as bar, tempfile.TemporaryDirectory(prefix="seqbench-check-") as scratch:
+        run = _Run(base, Path(scratch), log, bar, outcome, timeout, exitfirst, Path(results_dir))
+        try:
+            run.all()
+        except KeyboardInterrupt:
+            run.interrupt()
+        finally:
+            run.save()
+        bar.done(outcome.interrupted.split(";")[0] if outcome.interrupted else
+                 f"{outcome.passed} passed, {len(outcome.failed)} failed, {sum(outcome.skipped.values())} skipped")
     return outcome
+
+
+class _Run:
+    """One run of the suite: collect, then run the cases group by group, each group in workers."""
+
+    def __init__(self, base, scratch, log, bar, outcome, timeout, exitfirst, results_dir):
+        self.base, self.scratch, self.log, self.bar, self.outcome = base, scratch, log, bar, outcome
+        self.timeout, self.exitfirst, self.results_dir = timeout, exitfirst, results_dir
+        self.cases: dict = {}  # id -> what the worker said of it when collecting
+        self.left: list = []  # ids not yet run, in order
+        self.unsaved: list = []  # rows not yet merged into the results file
+        self.worker = None
+        self.current = None
+        self.last_status = "not started"
+
+    def all(self) -> None:
+        collected = self._collect()
+        self.cases = {c["id"]: c for c in collected}
+        self.left = list(self.cases)
+        self.outcome.planned = len(self.left)
+        self.bar.total(len(self.left))
+        for group in _groups(collected):
+            self._group(group)
+            self.save()
+            if self.exitfirst and self.outcome.failed:
+                break
+
+    def _collect(self) -> list:
+        events = self.scratch / "collect.jsonl"
+        self.worker = self._spawn(events, None, ["--collect-only", "-q"])
+        try:
+            code = self.worker.wait(timeout=COLLECT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._stop()
+            raise ValueError(f"collecting the conformance cases did not finish in {COLLECT_TIMEOUT:g} s: a backend "
+                             f"hangs while it loads? see {self.log}") from None
+        found = [e["collected"] for e in _read(events) if "collected" in e]
+        if not found:
+            raise ValueError(f"collecting the conformance cases failed ({_status(code)}): a backend crashes while "
+                             f"it loads? see {self.log}")
+        return found[0]
+
+    def _group(self, ids: list) -> None:
+        """Run ``ids`` (one group) in workers until each has an outcome: a new worker after a case that
+        crashed, hung or poisoned CUDA."""
+        left = list(ids)
+        while left:
+            before = len(left)
+            left = self._worker(left)
+            if len(left) == before:  # the worker ran nothing: it cannot start, so none of these will run
+                for case_id in left:
+                    self._fault(case_id, f"not run: a worker process exited ({self.last_status}) before it; "
+                                         f"see {self.log}")
+                return
+
+    def _worker(self, ids: list) -> list:
+        """One worker over ``ids``; returns the ids it did not reach."""
+        events = self.scratch / f"events-{time.monotonic_ns()}.jsonl"
+        id_file = self.scratch / f"ids-{time.monotonic_ns()}.txt"
+        id_file.write_text("\n".join(ids))
+        backends = {self.cases[i].get("backend") for i in ids}
+        only = f"--seqbench-backend={backends.pop()}" if len(backends) == 1 else None  # a GPU group: load just it
+        self.worker = self._spawn(events, id_file, [only] if only else [], drop_backends=bool(only))
+        left, position, started = list(ids), 0, None
+        reason = ""
+        while True:
+            lines, position = _read_from(events, position)
+            for event in lines:
+                if "start" in event:
+                    self.current, started = event["start"], time.monotonic()
+                elif "done" in event:
+                    left.remove(event["done"])
+                    self._done(event)
+                    self.current = None
+                    if any(p in event.get("message", "") for p in POISONED):
+                        reason = "poisoned"
+            code = self.worker.poll()
+            if code is not None or reason:
+                break
+            if self.current and time.monotonic() - started > self._timeout(self.current):
+                reason = "timeout"
+                break
+            time.sleep(0.02)
+        if code is None:
+            self._stop()
+        code = self.worker.wait()
+        lines, _ = _read_from(events, position)  # what it said before it went
+        for event in lines:
+            if "done" in event and event["done"] in left:
+                left.remove(event["done"])
+                self._done(event)
+                self.current = None
+        self.last_status = _status(code)
+        if self.current in left and reason != "poisoned":  # (after a poisoned case the next one is innocent)
+            why = (f"timed out after {self._timeout(self.current):g} s (--timeout); the worker was stopped"
+                   if reason == "timeout" else f"crashed its worker process ({self.last_status})")
+            left.remove(self.current)
+            self._fault(self.current, why)
+        self.current = None
+        return left
+
+    def _spawn(self, events: Path, ids: Path | None, extra: list, drop_backends: bool = False) -> subprocess.Popen:
+        base = [o for o in self.base if not (drop_backends and o.startswith("--seqbench-backend="))]
+        args = [sys.executable, "-m", "seqbench.worker", str(events), *(["--ids", str(ids)] if ids else []), "--",
+                *base, *extra]
+        with open(self.log, "a") as log:
+            log.write(f"$ {' '.join(args)}\n")
+            log.flush()
+            return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)  # its own process group: stopped as one
+
+    def _stop(self) -> None:
+        try:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _timeout(self, case_id: str) -> float:
+        return self.timeout or TIMEOUT.get(str(self.cases[case_id].get("device", "cpu")).split(":")[0], 300.0)
+
+    def _done(self, event: dict) -> None:
+        out, case_id = self.outcome, event["done"]
+        self.left.remove(case_id)
+        self.unsaved += event.get("rows", [])
+        out.rows += event.get("rows", [])
+        if event["outcome"] == "passed":
+            out.passed += 1
+        elif event["outcome"] == "skipped":
+            out.skipped[event["message"]] += 1
+        elif event["outcome"] == "xfailed":
+            out.known += 1
+        else:
+            out.failed.append((_short(case_id), event.get("message") or "failed"))
+        self.bar.advance(item=_short(case_id))
+
+    def _fault(self, case_id: str, why: str) -> None:
+        """A case that took its worker down (or was never reached): failed, with a row saying why."""
+        case = self.cases[case_id]
+        self.left.remove(case_id)
+        self.outcome.failed.append((_short(case_id), why))
+        if case.get("kind") in ("forward", "vjp"):
+            row = results.fault_row(case, why)
+            self.unsaved.append(row)
+            self.outcome.rows.append(row)
+        self.bar.advance(item=_short(case_id))
+
+    def interrupt(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self._stop()
+            self.worker.wait()
+        where = f" in {_short(self.current)}" if self.current else ""
+        unreached = sum(_verdict(self.cases[i]) for i in self.left)
+        self.outcome.interrupted = (f"interrupted{where} after {self.outcome.planned - len(self.left)} of "
+                                    f"{self.outcome.planned} cases; rows checked so far are kept, the "
+                                    f"{unreached} cases not reached are listed in {self._unchecked_path()}")
+
+    def save(self) -> None:
+        """Merge the new rows, and the cases not reached, into the results folder (locked, atomic)."""
+        rows, self.unsaved = self.unsaved, []
+        unreached = [self.cases[i] for i in self.left if _verdict(self.cases[i])] if self.outcome.interrupted else []
+        if rows or unreached or self._unchecked_path().exists():
+            results.save_conformance(self.results_dir, rows, unreached)
+
+    def _unchecked_path(self) -> Path:
+        return results.unchecked_path(self.results_dir)
+
+
+def _verdict(case: dict) -> bool:
+    """Whether a case gives a result row when it runs (a forward or gradient check that is not skipped)."""
+    return case.get("kind") in ("forward", "vjp") and not case.get("skip")
+
+
+def _groups(collected: list) -> list[list]:
+    """Case ids by worker: every CPU case in one, each backend's GPU cases in one of their own."""
+    groups: dict = {}
+    for case in collected:
+        device = str(case.get("device") or "cpu")
+        key = "cpu" if device.split(":")[0] == "cpu" else (case.get("backend"), "gpu")
+        groups.setdefault(key, []).append(case["id"])
+    return list(groups.values())
+
+
+def _read(path: Path) -> list:
+    return _read_from(path, 0)[0]
+
+
+def _read_from(path: Path, position: int) -> tuple[list, int]:
+    """Complete JSON lines of ``path`` after byte ``position``, and the position after them."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(position)
+            data = f.read()
+    except FileNotFoundError:
+        return [], position
+    end = data.rfind(b"\n") + 1
+    return [json.loads(line) for line in data[:end].splitlines() if line.strip()], position + end
+
+
+def _status(code) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"killed by {name}" + (" (out of host memory? the kernel's OOM killer sends it)"
+                                      if name == "SIGKILL" else "")
+    return f"exit status {code}"
+
+
+def _short(case_id: str) -> str:
+    return case_id.rpartition("::")[2]
 
 
 def verdict_table(rows: list[dict]) -> str:
@@ -107,9 +303,8 @@ def verdict_table(rows: list[dict]) -> str:
     for r in rows:
         key = (r["op"], (r["backend"], r["device"], r["dtype"]))
         ok, err, ratio = cells.get(key, (True, 0.0, 0.0))
-        cells[key] = (ok and r["passed"], max(err, r["max_err_eps"]), max(ratio, r.get("ratio", 0.0)))
-    body = [[op] + [f"{'ok' if cells[(op, c)][0] else 'FAIL'} {cells[(op, c)][1]:.3g} x{cells[(op, c)][2]:.2g}"
-                    if (op, c) in cells else "-" for c in columns] for op in ops]
+        cells[key] = (ok and r["passed"], max(err, _number(r.get("max_err_eps"))), max(ratio, _number(r.get("ratio"))))
+    body = [[op] + [_cell(*cells[(op, c)]) if (op, c) in cells else "-" for c in columns] for op in ops]
     failed = sum(not r["passed"] for r in rows)
     return (console.table(body, ["op \\ error/eps x faithful"] + ["/".join(c) for c in columns])
             + f"\n{len(rows)} checks, {failed} failed (worst error over shapes, forward and gradients, in eps of the "
@@ -127,10 +322,22 @@ def by_backend(rows: list[dict], devices: list[str]) -> str:
                 line.append("-")
                 continue
             passed = sum(r["passed"] for r in mine)
-            worst = max(r.get("ratio", 0.0) for r in mine)
-            line.append(f"{'ok' if passed == len(mine) else 'FAIL'} {passed}/{len(mine)} x{worst:.2g}")
+            worst = max(_number(r.get("ratio")) for r in mine)
+            line.append(f"{'ok' if passed == len(mine) else 'FAIL'} {passed}/{len(mine)}"
+                        + (f" x{worst:.2g}" if worst < float("inf") else " (a case crashed or hung)"))
         table.append(line)
     return console.table(table, ["backend"] + devices) if table else "no conformance results"
+
+
+def _number(value) -> float:
+    """A row's error or ratio; a case that could not be judged (``None``: it crashed or hung) is infinite."""
+    return float("inf") if value is None else float(value)
+
+
+def _cell(ok: bool, err: float, ratio: float) -> str:
+    if err == float("inf"):
+        return "FAIL (no verdict: see below)"
+    return f"{'ok' if ok else 'FAIL'} {err:.3g} x{ratio:.2g}"
 
 
 def problems(outcome: Outcome, limit: int = 8) -> list[str]:
@@ -152,4 +359,6 @@ def print_summary(outcome: Outcome, results_dir: Path, file=None) -> None:
     print(verdict_table(outcome.rows), file=file)
     for line in problems(outcome):
         print(line, file=file)
+    if outcome.interrupted:
+        print(f"{outcome.interrupted}; run the same command again to check them", file=file)
     print(f"results: {results_dir}/   pytest's output: {outcome.log}", file=file)

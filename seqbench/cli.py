@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -44,9 +45,13 @@ def _check(args) -> int:
                     [registry.backend(n) for n in registry.available()])
     results_dir = Path(args.results_dir).resolve()
     log = Path(args.log).resolve() if args.log else results_dir / "logs" / "conformance.log"
-    outcome = check.run_suite(options, results_dir, log, exitfirst=args.exitfirst)
+    outcome = check.run_suite(options, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
     check.print_summary(outcome, results_dir)
-    return 0 if outcome.ok else 1
+    return INTERRUPTED if outcome.interrupted else 0 if outcome.ok else 1
+
+
+#: the exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
 
 
 def _add_narrowing(p, what_runs: str):
@@ -56,6 +61,8 @@ def _add_narrowing(p, what_runs: str):
     p.add_argument("--large", action="store_true",
                    help=f"also the large shapes (T = 256, H = 256) of every op; {what_runs}")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
 
 
 DESCRIPTIONS = {
@@ -95,11 +102,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a TERM stops a run as Ctrl-C does: what is done is kept
     try:
         return args.func(args)
     except ValueError as error:
         print(f"seqbench {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"seqbench {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

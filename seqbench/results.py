@@ -9,11 +9,17 @@ of erasing other backends' rows.
 
 from __future__ import annotations
 
+import datetime
+import fcntl
 import json
 import os
 import platform
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+#: the version of the result-row format; readers skip rows of a newer one, saying so
+SCHEMA = 1
 
 
 def machine_name() -> str:
@@ -47,13 +53,17 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> None:
     """Write ``rows`` to ``path`` as JSON lines; the file is replaced in one step."""
+    write_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path``: a temporary file beside it, then one rename, so readers never see half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -62,9 +72,62 @@ def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> None:
         raise
 
 
+@contextmanager
+def locked(path: str | Path):
+    """An exclusive lock on the folder of ``path`` (its ``.seqbench.lock``) for one read-modify-write:
+    concurrent writers take turns, so none loses another's rows."""
+    lock = Path(path).parent / ".seqbench.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def merge_jsonl(path: str | Path, rows: list[dict], key: str = "test_id") -> list[dict]:
-    """Replace the rows of ``path`` that share ``key`` with ``rows``, keep the others; atomic."""
+    """Replace the rows of ``path`` that share ``key`` with ``rows``, keep the others; atomic, locked."""
     new_keys = {row[key] for row in rows}
-    merged = [row for row in read_jsonl(path) if row.get(key) not in new_keys] + rows
-    write_jsonl_atomic(path, merged)
+    with locked(path):
+        merged = [row for row in read_jsonl(path) if row.get(key) not in new_keys] + rows
+        write_jsonl_atomic(path, merged)
     return merged
+
+
+def unchecked_path(results_dir: str | Path) -> Path:
+    """This machine's list of conformance cases an interrupted run did not reach."""
+    return Path(results_dir) / f"{machine_name()}.unchecked.json"
+
+
+def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[dict] = ()) -> None:
+    """Merge ``rows`` into this machine's results file and keep its list of unchecked cases true: cases
+    that now have a row leave it, ``unreached`` ones join it (it is removed when empty)."""
+    if rows:
+        merge_jsonl(Path(results_dir) / f"{machine_name()}.jsonl", rows)
+    path = unchecked_path(results_dir)
+    checked = {row["test_id"] for row in rows}
+    with locked(path):
+        try:
+            known = json.loads(path.read_text())["cases"] if path.exists() else []
+        except (ValueError, KeyError, TypeError):
+            known = []  # unreadable: rewritten from what this run knows
+        cases = {c["test_id"]: c for c in known + list(unreached) if c.get("test_id") not in checked}
+        if not cases:
+            path.unlink(missing_ok=True)
+            return
+        write_atomic(path, json.dumps({"about": "conformance cases an interrupted seqbench check did not reach; "
+                                                "a run that checks them removes them", "schema": SCHEMA,
+                                       "cases": sorted(cases.values(), key=lambda c: c["test_id"])}, indent=1))
+
+
+def fault_row(case: dict, why: str) -> dict:
+    """The result row of a case that could not be judged (its backend raised, crashed or hung): failed, with
+    ``fault`` saying why. ``case`` names ``test_id``, ``backend``, ``device``, ``dtype``, ``op``, ``kind``."""
+    return {
+        "test_id": case["test_id"], "machine": machine_name(), "backend": case["backend"],
+        "device": case["device"], "dtype": case["dtype"], "op": case["op"], "kind": case["kind"],
+        "shape": case.get("shape"), "passed": False, "fault": why, "max_err_eps": None, "err_eps": None,
+        "budget_eps": None, "ratio": None, "schema": SCHEMA,
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -83,11 +83,16 @@ def main(args) -> int:
         options = [f"--seqbench-backend={','.join(backends)}", f"--seqbench-op={','.join(ops)}", "--seqbench-quick",
                    *(f"--seqbench-device={d}" for d in devices), *(["--seqbench-large"] if args.large else [])]
         outcomes[group] = check.run_suite(options, results / "conformance", logs / f"conformance-{group}.log",
-                                          title=f"conformance {group}", exitfirst=args.exitfirst)
+                                          title=f"conformance {group}", exitfirst=args.exitfirst,
+                                          timeout=getattr(args, "timeout", None))
         timings[f"conformance {group}"] = time.monotonic() - t0
+        if outcomes[group].interrupted:
+            return _stopped(outcomes[group].interrupted, results)
         t0 = time.monotonic()
         sweeps[group] = _benchmarks(group, devices, backends, ops, results, logs)
         timings[f"benchmarks {group}"] = time.monotonic() - t0
+        if sweeps[group] and sweeps[group].interrupted:
+            return _stopped(sweeps[group].interrupted, results)
 
     t0 = time.monotonic()
     with console.phase("report", total=1) as bar:
@@ -104,6 +109,13 @@ def main(args) -> int:
     print(summary(groups, outcomes, sweeps, results, page, timings))
     failed = any(not o.ok for o in outcomes.values()) or any(s.code for s in sweeps.values() if s)
     return 1 if failed else 0
+
+
+def _stopped(where: str, results: Path) -> int:
+    """An interrupted main job: what was done is kept; say where it stopped and how to go on."""
+    print(f"seqbench run: {where}\nResults so far: {results}/ (seqbench report {results} reads them); "
+          f"run seqbench run again to complete them")
+    return 130
 
 
 def _benchmarks(group, devices, backends, ops, results, logs) -> bench.Sweep | None:

@@ -145,7 +145,7 @@ def test_run_without_a_gpu_says_so_and_refuses_cuda_when_asked(monkeypatch):
 def test_run_checks_then_benchmarks_each_device_group_and_reports_both(gpu_machine, monkeypatch, tmp_path, capsys):
     calls = []
 
-    def run_suite(options, results_dir, log, title, exitfirst=False):
+    def run_suite(options, results_dir, log, title, exitfirst=False, timeout=None):
         calls.append(("check", title, [o for o in options if "device" in o or "quick" in o]))
         rows = [{"backend": "gpu-fake", "device": d, "dtype": "float32", "op": "lstm", "passed": True,
                  "max_err_eps": 1.0, "ratio": 1.0} for d in ("cuda", "cuda:tf32") if "cuda" in title]

@@ -130,7 +130,7 @@ def test_results_are_merged_by_test_id_and_written_atomically(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         results.merge_jsonl(path, [{"test_id": "c", "v": 4}])
     assert len(results.read_jsonl(path)) == 2  # the old file is intact
-    assert os.listdir(path.parent) == ["m.jsonl"]  # and no temporary file is left behind
+    assert sorted(os.listdir(path.parent)) == [".seqbench.lock", "m.jsonl"]  # and no temporary file is left behind
 
 
 def test_corrupt_results_file_is_reported_with_its_line(tmp_path):

@@ -15,9 +15,9 @@ import pytest
 
 from seqbench import calibration, catalog, faithful, registry, tolerance
 
-PLUGINS = Path(__file__).parent / "plugins"
-sys.path.insert(0, str(PLUGINS))
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 import wrong_backends  # noqa: E402
+from plugin_site import entry_point_site  # noqa: E402
 
 RECURRENT = "rnn,lstm,gru_reset_after,bidirectional_rnn,bidirectional_lstm,stacked_gru"
 EMBEDDING = "sequence_loss,softmax_prob,negative_sampling_lookup_loss,glove_cost"
@@ -26,12 +26,7 @@ EMBEDDING = "sequence_loss,softmax_prob,negative_sampling_lookup_loss,glove_cost
 @pytest.fixture(scope="module")
 def entry_points(tmp_path_factory):
     """A distribution declaring the plug-ins in the ``seqbench.backends`` entry-point group, on ``sys.path``."""
-    site = tmp_path_factory.mktemp("site")
-    info = site / "seqbench_wrong_backends-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: seqbench-wrong-backends\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[seqbench.backends]\n" + "".join(
-        f"{cls.name} = wrong_backends:{cls.__name__}\n" for cls in wrong_backends.BACKENDS))
+    site = entry_point_site(tmp_path_factory.mktemp("site"), "wrong_backends", wrong_backends.BACKENDS)
     sys.path.insert(0, str(site))
     yield
     sys.path.remove(str(site))
