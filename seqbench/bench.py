@@ -434,8 +434,9 @@ def machine_lock(args):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-#: asv's line for a finished benchmark: ``[ 40.00%] ··· bench_recurrent.rnn.time_forward    ok``
-_PROGRESS = re.compile(r"^\[\s*([\d.]+)%\]\s+·+\s+(bench_\S+)\s+(\S+)\s*$")
+#: asv's line for a finished benchmark: ``[ 40.00%] ··· bench_recurrent.rnn.time_forward    ok`` (or ``2/6 failed``:
+#: some of its parameter points failed)
+_PROGRESS = re.compile(r"^\[\s*([\d.]+)%\]\s+·+\s+(bench_\S+)\s+(\S.*?)\s*$")
 
 
 def _stream(command, cwd, env, start, sink, watch, offset: float, result: Sweep) -> int:
@@ -449,8 +450,9 @@ def _stream(command, cwd, env, start, sink, watch, offset: float, result: Sweep)
                 stamped = f"{int(elapsed // 60):3d}:{int(elapsed % 60):02d} {line}" if line.startswith("[") else line
                 finished = _PROGRESS.match(line)
                 if finished:
-                    result.counts[finished.group(3)] += 1
-                    if finished.group(3) == "failed":
+                    status = "failed" if "failed" in finished.group(3) else finished.group(3)
+                    result.counts[status] += 1
+                    if status == "failed":
                         result.failed.append(finished.group(2))
                 if sink is None:
                     print(stamped, end="", flush=True)

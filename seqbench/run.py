@@ -140,6 +140,10 @@ def summary(groups, outcomes, sweeps, results, page, timings) -> str:
              check.by_backend(rows, devices)]
     for outcome in outcomes.values():
         lines += check.problems(outcome, limit=4)
+    for group, sweep in sweeps.items():
+        if sweep and sweep.failed:
+            lines.append(f"benchmarks {group}: {len(sweep.failed)} failed ({', '.join(sweep.failed[:4])}"
+                         f"{', ...' if len(sweep.failed) > 4 else ''}); see {sweep.log}")
     lines += ["", *recommendations(results)]
     logs = [str(o.log) for o in outcomes.values()] + [str(s.log) for s in sweeps.values() if s and s.log]
     lines += ["", f"Report: {page}  (Markdown: {page.with_suffix('.md')})" if page else "Report: not written",

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def env(tmp_path_factory):
     site = entry_point_site(tmp_path_factory.mktemp("site"), "faulty_backends", faulty_backends.BACKENDS)
     path = os.pathsep.join([str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, "SEQBENCH_MACHINE": "faults"}
+    # asv drops PYTHONPATH from its benchmark processes and takes ASV_PYTHONPATH instead
+    return {**os.environ, "PYTHONPATH": path, "ASV_PYTHONPATH": path, "SEQBENCH_MACHINE": "faults"}
 
 
 def seqbench(env, *args, cwd=ROOT, timeout=300):
@@ -202,3 +203,22 @@ def test_the_report_leaves_out_foreign_truncated_and_newer_files_and_says_so(tmp
         assert any(name in line and why in line for line in out.stderr.splitlines()), (name, out.stderr)
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Files left out" in md and "cpubox" in md  # what could be read is reported
+
+
+def test_a_benchmark_that_crashes_fails_and_the_sweep_goes_on(env, tmp_path):
+    """asv runs each benchmark in a process of its own: a segfaulting forward pass fails those benchmarks,
+    the sweep finishes the others, names what failed, and exits non-zero."""
+    pytest.importorskip("asv")
+    home = tmp_path / "home"
+    home.mkdir()
+    sweep = {**env, "HOME": str(home), "SEQBENCH_CACHE_DIR": str(tmp_path / "cache"), "SEQBENCH_PREIMPORT": "0",
+             "SEQBENCH_BACKENDS": "segfaulting"}
+    out = seqbench(sweep, "bench", "--op", "rnn,lstm", "--backend", "segfaulting", "--machine", "faults",
+                   "--results-dir", str(tmp_path / "r"), "--set-commit-hash", "HEAD", "--log", str(tmp_path / "asv.log"))
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "benchmarks failed (bench_recurrent.lstm." in out.stdout, out.stdout
+    log = (tmp_path / "asv.log").read_text()
+    assert "bench_recurrent.rnn.time_forward" in log and "bench_recurrent.lstm.time_forward_backward" in log
+    saved = [p for p in (tmp_path / "r" / "faults").glob("*.json") if p.name != "machine.json"]
+    data = json.loads(saved[0].read_text())
+    assert any(name.startswith("bench_recurrent.rnn.") for name in data["results"])  # the rest ran, and was kept
