@@ -103,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # a TERM stops a run as Ctrl-C does: what is done is kept
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where it started ignored (a background job)
     try:
         return args.func(args)
     except ValueError as error:

@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -36,7 +37,7 @@ class Phase:
     def done(self, note: str) -> None:
         task = self._progress.tasks[0]
         self._progress.update(self._task, total=task.total or task.completed or 1,
-                              completed=task.total or task.completed or 1, item=note)
+                              completed=task.total or task.completed or 1, item=escape(note))
 
 
 @contextmanager
@@ -95,7 +96,8 @@ def to_log(path):
 
 
 def _short(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` cut to ``width`` characters, its brackets escaped (a case id is not rich markup)."""
+    return escape(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def table(rows: list[list], headers: list[str]) -> str:

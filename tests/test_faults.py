@@ -130,7 +130,7 @@ def test_an_interrupted_check_keeps_what_it_did_and_a_rerun_completes_it(env, tm
     run.send_signal(sig)
     out = run.communicate(timeout=60)[0]
     assert run.returncode == 130, out
-    assert "interrupted in test_forward[rnn-slow-cpu-" in out and "run the same command again" in out, out
+    assert "interrupted" in out and "run the same command again" in out, out
     kept = rows(tmp_path / "r")
     assert 1 <= len(kept) < 12 and all(r["passed"] for r in kept.values())  # readable, and what ran is there
     unchecked = json.loads((tmp_path / "r" / "faults.unchecked.json").read_text())["cases"]
