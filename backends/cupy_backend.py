@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable
+from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps
 
 from . import cupy_cells, cupy_embedding
 from .cupy_cells import SUFFIX, Context
@@ -494,6 +494,17 @@ class CupyBackend(Backend):
                 return cupy_embedding.embedding_vjp(ctx, op.function, tuple(cotangents), inputs)
 
         return vjp
+
+    def training_steps(self, device, dtype):
+        index = self._index(device)
+
+        def on_gpu(step):
+            def call(state, *batch):
+                with self.cp.cuda.Device(index):
+                    return step(self._context(index), state, *batch)
+            return call
+
+        return TrainingSteps(on_gpu(cupy_embedding.negative_sampling_step), on_gpu(cupy_embedding.glove_step))
 
     # --- measurement -----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .cupy_cells import Context
 
-FUNCTIONS = ("negative_sampling_loss", "negative_sampling_lookup_loss", "glove_cost")
+FUNCTIONS = ("negative_sampling_loss", "negative_sampling_lookup_loss", "cbow_negative_sampling_loss", "glove_cost")
 
 
 def _scalar(dtype, value):
@@ -33,7 +33,10 @@ def _cotangent(cotangents) -> float:
 
 
 def _negative_sampling(ctx: Context, E_in, E_out, E_neg, in_ids, out_ids, neg_ids, g, want_grad, tied):
-    """``(loss, dE_in, dE_out, dE_neg)``: the kernel over ``N`` items; ``tied``: E_out/E_neg are E_in."""
+    """``(loss, dE_in, dE_out, dE_neg)``: the kernel over ``N`` items; ``tied``: E_out/E_neg are E_in.
+
+    ``want_grad``: 0 the loss only, 1 its gradients, 2 the trainer's update directions (each context row
+    gets the whole ``dh``: word2vec's CBOW update, :func:`seqbench.reference.training.negative_sampling_step`)."""
     xp = ctx.xp
     N, M = in_ids.shape
     K = neg_ids.shape[1]
@@ -64,6 +67,21 @@ def negative_sampling_lookup_loss(ctx, inputs, cotangents=None):
     w_i, w_o, w_neg = (_ids(xp, inputs[k]) for k in ("w_i", "w_o", "w_neg"))
     g = 1.0 if cotangents is None else _cotangent(cotangents)
     loss, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, w_i.reshape(-1, 1), w_o, w_neg, g,
+                                                cotangents is not None, tied)
+    if cotangents is None:
+        return (loss,)
+    return {"E_in": dE_in} if tied else {"E_in": dE_in, "E_out": dE_out}
+
+
+def cbow_negative_sampling_loss(ctx, inputs, cotangents=None):
+    """The same kernel with ``M`` input ids per item: ``e_i`` is the mean of the rows ``w_ctx[b] ≥ 0``."""
+    xp = ctx.xp
+    E_in, E_out = xp.ascontiguousarray(inputs["E_in"]), inputs.get("E_out")
+    tied = E_out is None
+    E_out = E_in if tied else xp.ascontiguousarray(E_out)
+    w_ctx, w_o, w_neg = (_ids(xp, inputs[k]) for k in ("w_ctx", "w_o", "w_neg"))
+    g = 1.0 if cotangents is None else _cotangent(cotangents)
+    loss, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, w_ctx, w_o, w_neg, g,
                                                 cotangents is not None, tied)
     if cotangents is None:
         return (loss,)
@@ -102,23 +120,59 @@ def _nonzero_entries(xp, X, dtype):
     return _ids(xp, i), _ids(xp, j), xp.ascontiguousarray(X[i, j].astype(dtype))
 
 
+def _glove(ctx, params, i, j, x, x_max, alpha, g, want_grad):
+    """``(cost per entry, [dθ, de, db, db'])``: the GloVe kernel over the entries ``X[i, j] = x``."""
+    xp = ctx.xp
+    dtype = params[0].dtype
+    N, d = len(x), params[0].shape[1]
+    cost = xp.empty(N, dtype=dtype)
+    grads = [xp.zeros_like(a) for a in params] if want_grad else [cost] * 4
+    if N:
+        ctx.launch_warps("glove", dtype.name, N, *params, i, j, x, N, d, _scalar(dtype, x_max),
+                         _scalar(dtype, alpha), _scalar(dtype, g), cost, *grads, int(want_grad))
+    return cost, grads
+
+
+GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
+
+
 def glove_cost(ctx, inputs, cotangents=None):
     xp = ctx.xp
-    theta, e, b, b_prime = (xp.ascontiguousarray(inputs[k]) for k in ("theta", "e", "b", "b_prime"))
-    dtype = theta.dtype
-    i, j, x = _nonzero_entries(xp, inputs["X"], dtype)
-    N, d = len(x), theta.shape[1]
-    want_grad = cotangents is not None
+    params = [xp.ascontiguousarray(inputs[k]) for k in GLOVE_PARAMETERS]
+    i, j, x = _nonzero_entries(xp, inputs["X"], params[0].dtype)
     g = 1.0 if cotangents is None else _cotangent(cotangents)
-    cost = xp.empty(N, dtype=dtype)
-    grads = [xp.zeros_like(a) for a in (theta, e, b, b_prime)] if want_grad else [cost] * 4
-    if N:
-        ctx.launch_warps("glove", dtype.name, N, theta, e, b, b_prime, i, j, x, N, d,
-                         _scalar(dtype, inputs.get("x_max", 100)), _scalar(dtype, inputs.get("alpha", 0.75)),
-                         _scalar(dtype, g), cost, *grads, int(want_grad))
-    if not want_grad:
-        return (cost.sum(),)
-    return dict(zip(("theta", "e", "b", "b_prime"), grads))
+    cost, grads = _glove(ctx, params, i, j, x, inputs.get("x_max", 100), inputs.get("alpha", 0.75), g,
+                         cotangents is not None)
+    return (cost.sum(),) if cotangents is None else dict(zip(GLOVE_PARAMETERS, grads))
+
+
+# --- the trainers' update steps (seqbench.reference.training), in place on the device --------------
+
+
+def negative_sampling_step(ctx, state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.negative_sampling_step`: the kernel's update directions (``want_grad=2``),
+    then one axpy per matrix."""
+    xp = ctx.xp
+    E_in, E_out = state["E_in"], state["E_out"]
+    ids = (_ids(xp, xp.asarray(a)) for a in (w_ctx, w_o, w_neg))
+    _, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, *ids, 1.0, 2, False)
+    E_in -= _scalar(E_in.dtype, lr) * dE_in
+    E_out -= _scalar(E_out.dtype, lr) * dE_out
+    return state
+
+
+def glove_step(ctx, state, rows, cols, x, lr, x_max=100, alpha=0.75):
+    """AdaGrad on the GloVe cost of the batch's entries: ``G ← G + g²``, ``p ← p − η g/√G``, in place."""
+    xp = ctx.xp
+    params = [state[k] for k in GLOVE_PARAMETERS]
+    dtype = params[0].dtype
+    _, grads = _glove(ctx, params, _ids(xp, xp.asarray(rows)), _ids(xp, xp.asarray(cols)),
+                      xp.ascontiguousarray(xp.asarray(x, dtype=dtype)), x_max, alpha, 1.0, True)
+    for name, p, g in zip(GLOVE_PARAMETERS, params, grads):
+        G = state[f"G_{name}"]
+        G += g * g
+        p -= _scalar(dtype, lr) * g / xp.sqrt(G)
+    return state
 
 
 def embedding_forward(ctx: Context, function: str, inputs: dict) -> tuple:

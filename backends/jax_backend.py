@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable
+from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported
 
 
 def _functions() -> dict:
@@ -102,6 +102,14 @@ class JaxBackend(Backend):
         return array.astype(np.float32) if array.dtype.name == "bfloat16" else array
 
     # --- ops -----------------------------------------------------------------------
+
+    def training_steps(self, device, dtype):
+        from .jax_embedding import training_steps
+
+        if self.precision != "default":
+            raise Unsupported(f"{self.name}: the trainer steps have no matmul to set a precision for; "
+                              "train with --backend jax")
+        return TrainingSteps(*training_steps(self._device(device)))
 
     def _compiled(self, function: str, static: dict, wrt: tuple | None):
         """The jitted forward (``wrt=None``) or vjp of ``function`` with ``static`` arguments fixed."""

@@ -108,6 +108,65 @@ def glove_cost(X, theta, e, b, b_prime, x_max=100, alpha=0.75):
     return (0.5 * (f * r**2).sum(),)
 
 
+def _context_mean(E_in, w_ctx):
+    """``h_b = (1/|C_b|) Σ_{m: w_ctx[b,m] ≥ 0} E_in[w_ctx[b,m]]``: (B, d)."""
+    present = (w_ctx >= 0).astype(E_in.dtype)
+    return jnp.einsum("bm,bmd->bd", present / present.sum(axis=1, keepdims=True), E_in[jnp.maximum(w_ctx, 0)])
+
+
+def cbow_negative_sampling_loss(E_in, E_out, w_ctx, w_o, w_neg):
+    """word2vec's CBOW with negative sampling: :func:`negative_sampling_loss` with ``e_i`` the context mean."""
+    E_out = E_in if E_out is None else E_out
+    return negative_sampling_loss(_context_mean(E_in, w_ctx), E_out[w_o], E_out[w_neg])
+
+
+# --- the trainers' update steps (seqbench.reference.training), jitted, the state donated ------------
+
+GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
+
+
+def _negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.negative_sampling_step`: the gradients w.r.t. ``h`` and the target
+    rows by ``jax.grad`` of :func:`negative_sampling_loss`, scatter-added into the (donated) matrices
+    (every context row of item ``b`` by ``−η dh_b``, word2vec's update)."""
+    E_in, E_out = state["E_in"], state["E_out"]
+    present = (w_ctx >= 0).astype(E_in.dtype)
+    h = _context_mean(E_in, w_ctx)
+    dh, d_o, d_neg = jax.grad(lambda *v: negative_sampling_loss(*v)[0], argnums=(0, 1, 2))(h, E_out[w_o], E_out[w_neg])
+    return {"E_in": E_in.at[jnp.maximum(w_ctx, 0)].add(-lr * present[..., None] * dh[:, None, :]),
+            "E_out": E_out.at[w_o].add(-lr * d_o).at[w_neg].add(-lr * d_neg)}
+
+
+def _glove_entries_cost(i, j, x, theta, e, b, b_prime, x_max=100, alpha=0.75):
+    """The GloVe cost of the entries ``X[i, j] = x > 0``."""
+    f = jnp.minimum(1, (x / x_max) ** alpha)
+    r = (theta[i] * e[j]).sum(axis=-1) + b[i] + b_prime[j] - jnp.log(x)
+    return 0.5 * (f * r**2).sum()
+
+
+def _glove_step(state, rows, cols, x, lr):
+    """AdaGrad on the GloVe cost of the batch's entries: ``G ← G + g²``, ``p ← p − η g/√G``."""
+    params = [state[k] for k in GLOVE_PARAMETERS]
+    grads = jax.grad(lambda *p: _glove_entries_cost(rows, cols, x.astype(p[0].dtype), *p),
+                     argnums=(0, 1, 2, 3))(*params)
+    out = {}
+    for name, p, g in zip(GLOVE_PARAMETERS, params, grads):
+        G = state[f"G_{name}"] + g * g
+        out[name], out[f"G_{name}"] = p - lr * g / jnp.sqrt(G), G
+    return out
+
+
+def training_steps(device):
+    """``[negative_sampling, glove]``: the jitted steps on ``device`` (a ``jax.Device``), called as
+    ``step(state, *batch, lr)``; the batch is put on the device, the state donated."""
+    steps = [jax.jit(step, donate_argnums=0) for step in (_negative_sampling_step, _glove_step)]
+
+    def on_device(step):
+        return lambda state, *batch: step(state, *(jax.device_put(a, device) for a in batch[:-1]), batch[-1])
+
+    return [on_device(step) for step in steps]
+
+
 _TIED = ("E_in", "E_out")
 # op -> (function, the arguments it is differentiated with respect to)
 FUNCTIONS = {
@@ -119,5 +178,6 @@ FUNCTIONS = {
     "cbow_loss": (cbow_loss, _TIED),
     "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
     "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _TIED),
+    "cbow_negative_sampling_loss": (cbow_negative_sampling_loss, _TIED),
     "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
 }

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from seqbench import catalog
-from seqbench.protocol import Backend
+from seqbench.protocol import Backend, TrainingSteps
+from seqbench.reference import training
 
 
 class NumpyBackend(Backend):
@@ -30,6 +31,9 @@ class NumpyBackend(Backend):
 
     def vjp_impl(self, op, device, dtype):
         return op.reference_vjp
+
+    def training_steps(self, device, dtype):
+        return TrainingSteps(training.negative_sampling_state_step, training.glove_state_step)
 
     def versions(self):
         import scipy

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable, tree_map
+from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported, tree_map
 
 _RECURRENT = ("rnn", "lstm", "gru", "bidirectional", "stacked")
 
@@ -82,6 +82,13 @@ class TorchBackend(Backend):
         return (tensor.float() if tensor.dtype == self.torch.bfloat16 else tensor).numpy()
 
     # --- ops -----------------------------------------------------------------------
+
+    def training_steps(self, device, dtype):
+        if self.name != "torch":
+            raise Unsupported(f"{self.name}: its embedding ops are backend 'torch''s; train with --backend torch")
+        from .torch_embedding import glove_step, negative_sampling_step
+
+        return TrainingSteps(negative_sampling_step, glove_step)
 
     def _fixups(self, op, inputs, device, dtype):
         """Initial states given as ``None`` become zeros shaped like the final states; 0-d integers Python ints."""

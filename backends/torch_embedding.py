@@ -107,10 +107,78 @@ def glove_cost(X, theta, e, b, b_prime, x_max=100, alpha=0.75):
     ``f(x) = min(1, (x/x_max)^α)``; zero entries (``f(0) = 0``) are skipped, never ``log 0``.
     """
     i, j, x = _entries(X, theta)
-    x = x.to(theta.dtype)
+    return _glove_entries_cost(i, j, x.to(theta.dtype), theta, e, b, b_prime, x_max, alpha)
+
+
+def _glove_entries_cost(i, j, x, theta, e, b, b_prime, x_max, alpha):
+    """The GloVe cost of the entries ``X[i, j] = x > 0``."""
     f = torch.clamp((x / x_max) ** alpha, max=1)
     r = (theta[i] * e[j]).sum(dim=-1) + b[i] + b_prime[j] - torch.log(x)
     return 0.5 * (f * r**2).sum()
+
+
+def _context_mean(E_in, w_ctx):
+    """``h_b = (1/|C_b|) Σ_{m: w_ctx[b,m] ≥ 0} E_in[w_ctx[b,m]]``: (B, d)."""
+    present = (w_ctx >= 0).to(E_in.dtype)
+    return torch.einsum("bm,bmd->bd", present / present.sum(dim=1, keepdim=True), E_in[w_ctx.clamp(min=0)])
+
+
+def cbow_negative_sampling_loss(E_in, E_out, w_ctx, w_o, w_neg):
+    """word2vec's CBOW with negative sampling: :func:`negative_sampling_loss` with ``e_i`` the context mean."""
+    E_out = _tied(E_in, E_out)
+    return negative_sampling_loss(_context_mean(E_in, w_ctx), E_out[w_o], E_out[w_neg])
+
+
+# --- the trainers' update steps (seqbench.reference.training) ------------------------------------
+
+
+def _ids(a, device):
+    return torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
+
+
+def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.negative_sampling_step`, in place.
+
+    With ``s_bk = e_k·h_b`` for the targets ``k`` (the centre word, then the
+    noise words), ``∂L/∂s_b0 = σ(s_b0) − 1`` and ``∂L/∂s_bk = σ(s_bk)``; then
+    ``dh_b = Σ_k (∂L/∂s_bk) e_k`` (every context row of item ``b`` moves by
+    ``−η dh_b``, word2vec's update) and ``de_k = (∂L/∂s_bk) h_b``. Only the rows
+    the batch touches move (scatter-adds).
+    """
+    E_in, E_out = state["E_in"], state["E_out"]
+    (B, M), d = np.shape(w_ctx), E_in.shape[1]
+    w_ctx = _ids(w_ctx, E_in.device)
+    targets = _ids(np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1), E_in.device).reshape(-1)  # B·(K+1)
+    ctx = w_ctx.clamp(min=0).reshape(-1)
+    present = (w_ctx >= 0).to(E_in.dtype)
+    weight = (present / present.sum(dim=1, keepdim=True)).unsqueeze(2)  # (B, M, 1): 1/|C_b| per context word
+    h = (weight * E_in.index_select(0, ctx).view(B, M, d)).sum(dim=1)  # (B, d)
+    e = E_out.index_select(0, targets).view(B, -1, d)  # (B, K+1, d)
+    ds = torch.sigmoid((e * h.unsqueeze(1)).sum(dim=2))  # (B, K+1)
+    ds[:, 0] -= 1
+    dh = (ds.unsqueeze(2) * e).sum(dim=1)  # (B, d)
+    E_out.index_add_(0, targets, (ds.unsqueeze(2) * h.unsqueeze(1)).view(-1, d), alpha=-lr)
+    E_in.index_add_(0, ctx, (present.unsqueeze(2) * dh.unsqueeze(1)).view(-1, d), alpha=-lr)
+    return state
+
+
+GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
+
+
+def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
+    """AdaGrad on the GloVe cost of the batch's entries, in place: ``G ← G + g²``, ``p ← p − η g/√G``."""
+    params = [state[k] for k in GLOVE_PARAMETERS]
+    device = params[0].device
+    i, j = _ids(rows, device), _ids(cols, device)
+    x = torch.as_tensor(np.asarray(x), device=device, dtype=params[0].dtype)
+    with torch.enable_grad():
+        leaves = [p.detach().requires_grad_() for p in params]
+        grads = torch.autograd.grad(_glove_entries_cost(i, j, x, *leaves, x_max, alpha), leaves)
+    for name, p, g in zip(GLOVE_PARAMETERS, params, grads):
+        G = state[f"G_{name}"]
+        G.add_(g * g)
+        p.sub_(lr * g / G.sqrt())
+    return state
 
 
 _MATRICES = ("E_in", "E_out")
@@ -125,5 +193,6 @@ FUNCTIONS = {
     "cbow_loss": (cbow_loss, _MATRICES),
     "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
     "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _MATRICES),
+    "cbow_negative_sampling_loss": (cbow_negative_sampling_loss, _MATRICES),
     "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
 }

@@ -16,7 +16,7 @@ from .primitives import sigmoid
 from .recurrent import GRU_VARIANTS, gru, lstm, rnn
 from .rnn_types import encoder_decoder, many_to_many, many_to_one, one_to_many, one_to_one
 from .word2vec import (
-    cbow_loss, cbow_pairwise_loss, log_sigmoid, negative_sampling_loss, negative_sampling_lookup_loss,
+    cbow_loss, cbow_negative_sampling_loss, cbow_pairwise_loss, log_sigmoid, negative_sampling_loss, negative_sampling_lookup_loss,
     noise_distribution, sample_negatives, skipgram_loss,
 )
 
@@ -25,7 +25,7 @@ __all__ = [
     "log_softmax", "lstm", "many_to_many", "many_to_one", "one_to_many", "one_to_one", "rnn",
     "sequence_loss", "sigmoid", "softmax", "stacked", "vjp",
     # word embeddings
-    "cbow_loss", "cbow_pairwise_loss", "cooccurrence", "embedding_lookup", "embedding_one_hot", "glove_cost",
+    "cbow_loss", "cbow_negative_sampling_loss", "cbow_pairwise_loss", "cooccurrence", "embedding_lookup", "embedding_one_hot", "glove_cost",
     "glove_embedding", "log_sigmoid", "negative_sampling_lookup_loss", "negative_sampling_loss", "noise_distribution",
     "one_hot", "sample_negatives", "skipgram_loss", "softmax_prob", "weighting",
 ]

@@ -29,6 +29,7 @@ FORWARD = {
     "cbow_pairwise_loss": word2vec.cbow_pairwise_loss,
     "negative_sampling_loss": word2vec.negative_sampling_loss,
     "negative_sampling_lookup_loss": word2vec.negative_sampling_lookup_loss,
+    "cbow_negative_sampling_loss": word2vec.cbow_negative_sampling_loss,
     "glove_cost": glove.glove_cost,
 }
 

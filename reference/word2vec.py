@@ -196,6 +196,68 @@ def negative_sampling_lookup_loss_vjp(cotangents, E_in, E_out, w_i, w_o, w_neg):
     return tied_grads(scatter_rows(w_i, d["e_i"], V), dE_out, tied)
 
 
+def context_ids(name: str, w_ctx, vocab_size: int, batch: int | None = None) -> np.ndarray:
+    """Context windows ``(B, M)``: word ids in ``[0, V)``, ``-1`` marking an empty slot, ≥ 1 word per row."""
+    ids = np.asarray(w_ctx)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of word ids, got dtype {ids.dtype}")
+    if ids.ndim != 2 or (batch is not None and ids.shape[0] != batch) or ids.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (B, M) with M ≥ 1, got {ids.shape}")
+    if ids.size and (ids.min() < -1 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} must be word ids in [0, V) = [0, {vocab_size}) or -1 for an empty slot, "
+                         f"got values in [{ids.min()}, {ids.max()}]")
+    if ids.size and not np.all((ids >= 0).any(axis=1)):
+        raise ValueError(f"{name} must hold at least one word id (not -1) in every row")
+    return ids.astype(np.int64, copy=False)
+
+
+def cbow_negative_args(E_in, E_out, w_ctx, w_o, w_neg):
+    E_in, E_out, tied = matrices(E_in, E_out)
+    V = E_in.shape[0]
+    w_o = word_ids("w_o", w_o, V, (None,), "(B,)")
+    w_ctx = context_ids("w_ctx", w_ctx, V, len(w_o))
+    w_neg = word_ids("w_neg", w_neg, V, (len(w_o), None), "(B, K)")
+    if w_neg.shape[1] == 0:
+        raise ValueError(f"w_neg must hold K ≥ 1 negatives per pair, got shape {w_neg.shape} (K = 0)")
+    return E_in, E_out, tied, w_ctx, w_o, w_neg
+
+
+def context_mean(E_in, w_ctx):
+    """``h_b = (1/|C_b|) Σ_{m: w_ctx[b,m] ≥ 0} e_{w_ctx[b,m]}`` and the weights ``[w_ctx ≥ 0] / |C_b|``: (B, d), (B, M)."""
+    present = (w_ctx >= 0).astype(E_in.dtype)
+    weight = present / present.sum(axis=1, keepdims=True)
+    return np.einsum("bm,bmd->bd", weight, E_in[np.maximum(w_ctx, 0)]), weight
+
+
+def cbow_negative_sampling_loss(E_in, E_out, w_ctx, w_o, w_neg):
+    """word2vec's CBOW with negative sampling: :func:`negative_sampling_loss` with ``e_i = h_b``, the context mean.
+
+    ``h_b = (1/|C_b|) Σ_{u∈C_b} e_u`` over the context words ``C_b`` of item
+    ``b`` (rows of ``E_in``), ``e_o = E_out[w_o]`` its centre word and
+    ``e_w = E_out[w_neg]`` the noise words::
+
+        L = -Σ_b log σ(e_{w_o}·h_b) - Σ_b Σ_k log σ(-e_{w_neg[b,k]}·h_b)
+
+    ``w_ctx: (B, M)`` context ids, ``-1`` marking an empty slot (windows differ
+    in size; each row holds ≥ 1 word), ``w_o: (B,)``, ``w_neg: (B, K)``. With
+    ``M = 1`` it is skip-gram's pair loss :func:`negative_sampling_lookup_loss`,
+    ``w_ctx[:, 0]`` the input word. Returns a 0-d array.
+    """
+    E_in, E_out, _, w_ctx, w_o, w_neg = cbow_negative_args(E_in, E_out, w_ctx, w_o, w_neg)
+    return negative_sampling_loss(context_mean(E_in, w_ctx)[0], E_out[w_o], E_out[w_neg])
+
+
+def cbow_negative_sampling_loss_vjp(cotangents, E_in, E_out, w_ctx, w_o, w_neg):
+    """``dh_b`` from :func:`negative_sampling_loss_vjp`; each context row ``u`` of item ``b`` gets ``dh_b / |C_b|``."""
+    E_in, E_out, tied, w_ctx, w_o, w_neg = cbow_negative_args(E_in, E_out, w_ctx, w_o, w_neg)
+    h, weight = context_mean(E_in, w_ctx)
+    d = negative_sampling_loss_vjp(cotangents, h, E_out[w_o], E_out[w_neg])
+    V = E_in.shape[0]
+    rows = weight[..., None] * d["e_i"][:, None, :]  # (B, M, d), zero for empty slots
+    dE_out = scatter_rows(w_o, d["e_o"], V) + scatter_rows(w_neg, d["e_neg"], V)
+    return tied_grads(scatter_rows(np.maximum(w_ctx, 0), rows, V), dE_out, tied)
+
+
 def _counts(counts) -> np.ndarray:
     array = np.asarray(counts)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
@@ -261,4 +323,5 @@ CHECKS = {
     "cbow_pairwise_loss": _corpus_args,
     "negative_sampling_loss": _negative_args,
     "negative_sampling_lookup_loss": _negative_lookup_args,
+    "cbow_negative_sampling_loss": cbow_negative_args,
 }

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__, bench, catalog, check, console, registry
+from . import __version__, bench, catalog, check, console, embed, registry
 from . import run as main_job
 from .reports import cli as reports_cli
 
@@ -96,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="seqbench-run", help="folder for results, logs and report (default: %(default)s)")
     r.set_defaults(func=main_job.main)
     bench.add_command(sub)
+    embed.add_command(sub)
     reports_cli.add_commands(sub)
     return p
 

@@ -235,6 +235,40 @@ _loss(
 )
 
 
+def _cbow_negative_inputs(s, rng):
+    """Windows of 1 to ``M`` context words (``-1`` pads the rest), as word2vec's dynamic window makes them."""
+    inputs = _negative_lookup_inputs(s, rng)
+    w_ctx = rng.integers(0, s["V"], (s["B"], s["M"]))
+    w_ctx[np.arange(s["M"]) >= rng.integers(1, s["M"] + 1, (s["B"], 1))] = -1
+    return {"E_in": inputs["E_in"], "E_out": inputs["E_out"], "w_ctx": w_ctx,
+            "w_o": inputs["w_o"], "w_neg": inputs["w_neg"]}
+
+
+def _bad_cbow_negative(inputs):
+    w_ctx = inputs["w_ctx"]
+    return {
+        **_bad_matrices(inputs),
+        **_bad_ids(inputs, "w_o"),
+        "w_ctx-empty-row": _with(inputs, w_ctx=np.where(np.arange(len(w_ctx))[:, None] == 0, -1, w_ctx)),
+        "w_ctx-below-minus-1": _with(inputs, w_ctx=np.where(w_ctx == w_ctx.flat[0], -2, w_ctx)),
+        "w_ctx-1d": _with(inputs, w_ctx=w_ctx[:, 0]),
+    }
+
+
+_loss(
+    "cbow_negative_sampling_loss",
+    "word2vec's CBOW with negative sampling: e_i = mean of the context rows of E_in (M = 1: skip-gram's pairs)",
+    _cbow_negative_inputs,
+    ({"V": 50, "d": 8, "B": 16, "M": 4, "K": 5}, {"V": 50, "d": 8, "B": 16, "M": 4, "K": 5, "tied": True},
+     {"V": 1000, "d": 64, "B": 256, "M": 10, "K": 5}),
+    ({"V": 50000, "d": 128, "B": 4096, "M": 10, "K": 5},),
+    flops=lambda s: _negative_flops(s) + 2.0 * s["B"] * s["M"] * s["d"],
+    nbytes=lambda s, itemsize: itemsize * s["B"] * (s["K"] + s["M"] + 1) * s["d"] + 8 * s["B"] * (s["K"] + s["M"] + 1),
+    fan_in=lambda s: s["d"] + s["M"], steps=lambda s: s["B"] * (s["K"] + 1), tokens=lambda s: s["B"],
+    bad_inputs=_bad_cbow_negative,
+)
+
+
 # --- GloVe ----------------------------------------------------------------------------------
 
 def _glove_inputs(s, rng):

@@ -83,6 +83,23 @@ def tree_get(tree, path):
     return tree
 
 
+@dataclass(frozen=True)
+class TrainingSteps:
+    """A backend's update steps for the embedding trainers (:mod:`seqbench.embed`), on one device and dtype.
+
+    * ``negative_sampling(state, w_ctx, w_o, w_neg, lr)``: state ``{"E_in", "E_out"}``;
+    * ``glove(state, rows, cols, x, lr)``: state ``{"theta", "e", "b", "b_prime"}`` and their AdaGrad
+      accumulators ``"G_theta"``, ...;
+
+    both the math of :mod:`seqbench.reference.training`. The state holds device arrays (``to_device``); the
+    batches are NumPy arrays (int64 ids, float64 counts); a step returns the new state and may update the
+    old one in place.
+    """
+
+    negative_sampling: Callable
+    glove: Callable
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 
@@ -138,6 +155,10 @@ class Backend:
     def math_mode(self, device: str, dtype: str) -> str:
         """The math mode in effect, e.g. ``"ieee"`` or ``"tf32"``: recorded with every result."""
         return "ieee"
+
+    def training_steps(self, device: str, dtype: str) -> TrainingSteps:
+        """The embedding trainers' update steps (:class:`TrainingSteps`); a backend without them raises."""
+        raise Unsupported(f"{self.name}: offers no embedding trainer steps")
 
     # --- what every backend offers -------------------------------------------------
 

@@ -188,3 +188,12 @@ def test_measurements():
     assert be.peak_memory("cuda") > 0
     assert be.device_name("cuda")
     assert be.math_mode("cuda", "float64") == "ieee"
+
+
+@gpu
+@pytest.mark.parametrize("model", ["skipgram", "cbow", "glove"])
+def test_trainer_steps_equal_the_reference_update(model):
+    from seqbench import training_check
+
+    verdict = training_check.check_step(seqbench.backend("cupy"), "cuda", "float32", model)
+    assert verdict.passed, f"{model}: {verdict.worst}"

@@ -294,3 +294,38 @@ def test_tied_negative_sampling_shares_one_gradient(host):
     grads = cupy_embedding.embedding_vjp(host.context(), op.function, (np.float64(1.0),), inputs)
     assert set(grads) == {"E_in"}
     assert_close(grads["E_in"], op.reference_vjp((1.0,), **inputs)["E_in"], "float64", "tied dE", 64)
+
+
+# ---- the trainers' update steps on the host kernels ------------------------------------------------
+
+
+class HostSteps:
+    """The cupy backend's trainer steps (:mod:`seqbench.backends.cupy_embedding`) on the host build, as a backend."""
+
+    def __init__(self, host):
+        self.ctx = host.context()
+
+    def training_steps(self, device, dtype):
+        from seqbench.protocol import TrainingSteps
+
+        return TrainingSteps(lambda state, *batch: cupy_embedding.negative_sampling_step(self.ctx, state, *batch),
+                             lambda state, *batch: cupy_embedding.glove_step(self.ctx, state, *batch))
+
+    def to_device(self, array, device, dtype):
+        return np.ascontiguousarray(array, dtype=dtype)
+
+    def to_numpy(self, array):
+        return np.asarray(array)
+
+    def math_mode(self, device, dtype):
+        return "ieee"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model", ("skipgram", "cbow", "glove"))
+def test_trainer_steps_on_the_host_kernels_equal_the_reference_update(host, model, dtype):
+    from seqbench import training_check
+
+    verdict = training_check.check_step(HostSteps(host), "cuda", dtype, model)
+    w = verdict.worst
+    assert verdict.passed, f"{model} {dtype}: {w.leaf} {w.metric} {w.error:.3g} eps > budget {w.budget:.3g}"

@@ -69,8 +69,10 @@ SB_HD void negative_sampling(const T* E_in, const T* E_out, const T* E_neg, cons
                 T* dE = j == 0 ? dE_out + out_ids[n] * d : dE_neg + neg_ids[(long long)n * K + j - 1] * d;
                 atomic_add(dE + k, from_acc<T>(c_j * h_k));
             }
+            // want_grad == 2: word2vec's CBOW update, dh to every context row (reference/training.py)
+            const A in_scale = want_grad == 2 ? A(1) : scale;
             for (int m = 0; m < M; ++m)
-                if (in_n[m] >= 0) atomic_add(dE_in + in_n[m] * d + k, from_acc<T>(dh_k * scale));
+                if (in_n[m] >= 0) atomic_add(dE_in + in_n[m] * d + k, from_acc<T>(dh_k * in_scale));
         }
     }
 }
