@@ -137,6 +137,31 @@ NARROW = {
                                    "float32 only, its default GPU precision (TF32 matmuls)"),
     ("gpu", "torch"): (("float32",), "torch's cells run a Python loop of small kernels: float32 only"),
 }
+#: the embedding trainers' suite (bench_training.py): trainers (backends' update steps, and gensim), devices,
+#: the corpus, size and passes per grid (every grid but quick: the setting of the word2vec quality bar), and
+#: the metrics tracked per training run
+TRAINING = {
+    "models": ("skipgram", "cbow", "glove"),
+    "trainers": ("numpy", "torch", "jax", "cupy", "gensim"),
+    "devices": ("cpu", "cuda"),
+    "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "analogy"),
+    "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0)},
+    "full": {"corpus": "head500.noblanks.cor", "dim": 100, "epochs": 5, "fractions": (0.25, 1.0)},
+}
+
+
+def training_grid(grid: str | None = None) -> dict:
+    """The trainers' corpus, dim, epochs and corpus fractions on ``grid`` (default: ``SEQBENCH_GRID``)."""
+    return TRAINING["quick" if (grid or grid_name()) == "quick" else "full"]
+
+
+def training_processes(grid: str) -> int:
+    """Benchmark processes of bench_training: a track method per metric and point, and one peak-memory run per
+    (model, trainer, device)."""
+    runs = len(TRAINING["models"]) * len(TRAINING["trainers"]) * len(TRAINING["devices"])
+    return runs * (len(TRAINING["metrics"]) * len(training_grid(grid)["fractions"]) + 1)
+
+
 #: seconds of repeated forward calls behind one throughput/GFLOP/s number (at least 3 calls)
 TRACK_SECONDS = 0.5
 

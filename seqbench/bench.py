@@ -40,6 +40,9 @@ from . import catalog, console, registry
 from .protocol import BackendUnavailable
 
 MODULES = {"recurrent": "bench_recurrent", "composite": "bench_composite", "embedding": "bench_embedding"}
+#: the ``--op`` that selects the embedding trainers' suite (``benchmarks/bench_training.py``): every trainer here,
+#: skip-gram, CBOW and GloVe, speed and quality beside gensim
+TRAINING = "training"
 
 
 class BenchError(ValueError):
@@ -61,7 +64,8 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                       help="the full grid (seq_len 16-4096, hidden 64-2048, batch 1-512): meant for GPUs")
     grid.add_argument("--grid", choices=("quick", "mid", "gpu", "full"),
                       help="choose the grid by name (gpu: a short GPU session, see benchmarks/common.py)")
-    for name, what in (("op", "catalog op"), ("backend", "backend"), ("device", "device (cpu, cuda, ...)"),
+    for name, what in (("op", f"catalog op (or {TRAINING!r}: the embedding trainers, bench_training)"),
+                       ("backend", "backend"), ("device", "device (cpu, cuda, ...)"),
                        ("dtype", "dtype")):
         p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
     p.add_argument("--machine", help="asv machine name results are filed under (default: the host name); "
@@ -314,12 +318,14 @@ def sweep(args, announce: bool = False) -> Sweep:
     conf = _load_config(config)
     common = suite_common(config, conf)
     ops, backends, devices, dtypes = (_values(getattr(args, k)) for k in ("op", "backend", "device", "dtype"))
+    training = TRAINING in ops
+    ops = [op for op in ops if op != TRAINING]
     try:
-        selection, notes = select(common, grid, ops, backends, devices, dtypes)
+        selection, notes = select(common, grid, ops, backends, devices, dtypes) if ops or not training else ({}, [])
     except ValueError as error:
         raise BenchError(str(error)) from None
 
-    result = Sweep(grid, count(common, grid, selection), notes)
+    result = Sweep(grid, count(common, grid, selection) + (common.training_processes(grid) if training else 0), notes)
     results = Path(args.results_dir) if args.results_dir else config.parent / conf.get("results_dir", "results")
     if announce:
         points = sorted({p for ps in selection.values() for p in ps})
@@ -332,6 +338,8 @@ def sweep(args, announce: bool = False) -> Sweep:
     peak = [p for p in patterns(common, selection, grid) if p.startswith("^bench_peak")]
     chunks = [({op: points}, patterns(common, {op: points}, grid)[:1] + (peak if k == 0 else []))
               for k, (op, points) in enumerate(selection.items())]  # the device peaks ride with the first op
+    if training:
+        chunks.append(({TRAINING: []}, [r"^bench_training\."]))
 
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="seqbench-asv-"))

@@ -1,0 +1,128 @@
+"""Training word vectors end to end: speed and quality per trainer and model, gensim as the peer.
+
+``bench_training.train.track_<metric>(model, trainer, device, fraction)``:
+the trainer is a backend's update step in seqbench's shared loop
+(:mod:`seqbench.trainers`) or ``gensim`` (its ``Word2Vec``, same corpus,
+settings and thread count; skip-gram and CBOW only); ``fraction`` trains
+on the first part of the corpus, to see how a gap moves with corpus size.
+Metrics: ``words_per_second`` (corpus words per second of training),
+``wordsim`` (WordSim-353 Spearman ρ), ``wordsim_rare`` and
+``wordsim_frequent`` (the pairs split at the median count of their rarer
+word) and ``analogy`` (accuracy on gensim's analogy questions). One
+training run gives every metric of a point: asv's ``setup_cache`` trains
+the grid once, in one process, one point after the other (so they do not
+compete for the cores), and the track methods read its results.
+``bench_training.memory.peakmem_train`` is the host peak of one training
+run per point (a process of its own).
+
+Grids (``SEQBENCH_GRID``): ``quick`` — ``lee_background.cor`` (60 k words),
+dim 50, 1 epoch, fractions 0.5 and 1; every other grid — the setting of the
+word2vec quality bar, ``head500.noblanks.cor`` (330 k words), dim 100, window 5, 5
+negatives, min count 5, 5 epochs, fractions 0.25 and 1.
+"""
+
+import os
+
+from seqbench import corpus, embed, registry, trainers
+from seqbench.protocol import BackendUnavailable, Unsupported
+
+from . import common
+
+MODELS, TRAINERS, DEVICES, METRICS = (list(common.TRAINING[k]) for k in ("models", "trainers", "devices", "metrics"))
+
+
+def skip_reason(model: str, trainer: str, device: str) -> str:
+    """Why a point cannot train here ("" = it can)."""
+    if trainer == "gensim":
+        if model == "glove":
+            return "gensim has no GloVe trainer"
+        if device != "cpu":
+            return "gensim trains on the CPU"
+        try:
+            import gensim  # noqa: F401
+        except ImportError:
+            return "gensim is not installed"
+        return ""
+    try:
+        backend = registry.backend(trainer)
+    except (BackendUnavailable, ValueError) as error:
+        return str(error)
+    if device not in backend.devices():
+        return f"{trainer}: no device {device!r} here"
+    try:
+        backend.training_steps(device, "float32")
+    except Unsupported as error:
+        return str(error)
+    return ""
+
+
+def train_point(model: str, trainer: str, device: str, fraction: float) -> dict:
+    """Train one point and measure it: ``{metric: value}``."""
+    grid = common.training_grid()
+    path = corpus.gensim_data(grid["corpus"])
+    s = trainers.Settings(model=model, dim=grid["dim"], epochs=grid["epochs"], fraction=fraction)
+    vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
+    if trainer == "gensim":
+        run = trainers.train_gensim(path, s, workers=os.cpu_count() or 1, vocab=vocab)
+    else:
+        run = trainers.train(registry.backend(trainer), device, "float32", path, s, vocab)
+    return {"words_per_second": run.words_per_second, **embed.evaluate(vocab, run.vectors)}
+
+
+def _points():
+    for model in MODELS:
+        for trainer in TRAINERS:
+            for device in DEVICES:
+                for fraction in common.training_grid()["fractions"]:
+                    yield model, trainer, device, fraction
+
+
+class train:
+    """Speed and quality of one training run per point (see the module docstring)."""
+
+    params = [MODELS, TRAINERS, DEVICES, list(common.training_grid()["fractions"])]
+    param_names = ["model", "trainer", "device", "fraction"]
+    timeout = 3600
+
+    def setup_cache(self):
+        measured = {}
+        for model, trainer, device, fraction in _points():
+            measured[(model, trainer, device, fraction)] = (skip_reason(model, trainer, device)
+                                                            or train_point(model, trainer, device, fraction))
+        return measured
+
+    def setup(self, measured, model, trainer, device, fraction):
+        point = measured[(model, trainer, device, fraction)]
+        if isinstance(point, str):
+            raise NotImplementedError(point)
+        self.point = point
+
+
+def _track(metric):
+    def track(self, measured, model, trainer, device, fraction):
+        return self.point[metric]
+
+    track.__name__ = f"track_{metric}"
+    track.unit = "words/s" if metric == "words_per_second" else "ρ" if metric.startswith("wordsim") else "accuracy"
+    return track
+
+
+for _metric in METRICS:
+    setattr(train, f"track_{_metric}", _track(_metric))
+
+
+class memory:
+    """The host peak memory of one training run (the whole corpus, fraction 1)."""
+
+    params = [MODELS, TRAINERS, DEVICES]
+    param_names = ["model", "trainer", "device"]
+    timeout = 1800
+
+    def setup(self, model, trainer, device):
+        reason = skip_reason(model, trainer, device)
+        if reason:
+            raise NotImplementedError(reason)
+
+    def peakmem_train(self, model, trainer, device):
+        train_point(model, trainer, device, 1.0)
+
