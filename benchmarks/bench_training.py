@@ -8,7 +8,8 @@ on the first part of the corpus, to see how a gap moves with corpus size.
 Metrics: ``words_per_second`` (corpus words per second of training),
 ``wordsim`` (WordSim-353 Spearman ρ), ``wordsim_rare`` and
 ``wordsim_frequent`` (the pairs split at the median count of their rarer
-word) and ``analogy`` (accuracy on gensim's analogy questions). One
+word), ``wordsim_pairs`` (how many pairs had both words in the vocabulary)
+and ``analogy`` (accuracy on gensim's analogy questions). One
 training run gives every metric of a point: asv's ``setup_cache`` trains
 the grid once, in one process, one point after the other (so they do not
 compete for the cores), and the track methods read its results.
@@ -103,7 +104,7 @@ def _track(metric):
         return self.point[metric]
 
     track.__name__ = f"track_{metric}"
-    track.unit = "words/s" if metric == "words_per_second" else "ρ" if metric.startswith("wordsim") else "accuracy"
+    track.unit = {"words_per_second": "words/s", "wordsim_pairs": "pairs", "analogy": "accuracy"}.get(metric, "ρ")
     return track
 
 

@@ -144,7 +144,7 @@ TRAINING = {
     "models": ("skipgram", "cbow", "glove"),
     "trainers": ("numpy", "torch", "jax", "cupy", "gensim"),
     "devices": ("cpu", "cuda"),
-    "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "analogy"),
+    "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "wordsim_pairs", "analogy"),
     "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0)},
     "full": {"corpus": "head500.noblanks.cor", "dim": 100, "epochs": 5, "fractions": (0.25, 1.0)},
 }

@@ -14,6 +14,7 @@ the end of the session.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +35,8 @@ def pytest_addoption(parser):
     group.addoption("--seqbench-large", action="store_true", help="also check the large shapes (T>=256, H>=256)")
     group.addoption("--seqbench-quick", action="store_true",
                     help="the main job's selection: jax on a GPU checks one shape in float32/float16")
-    group.addoption("--seqbench-results-dir", default="results/conformance", help="where the JSON-lines results go")
-    group.addoption("--seqbench-no-results", action="store_true", help="do not write results")
+    group.addoption("--seqbench-results-dir", help="write the JSON-lines results into this folder (default: none; "
+                                                   "seqbench check writes its own)")
 
 
 def selection(config) -> Selection:
@@ -120,8 +121,9 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session):
     rows = session.config.stash.get(_ROWS, [])
-    if rows and not session.config.getoption("seqbench_no_results"):
-        path = session.config.rootpath / session.config.getoption("seqbench_results_dir") / f"{results.machine_name()}.jsonl"
+    folder = session.config.getoption("seqbench_results_dir")
+    if rows and folder:
+        path = Path(folder).resolve() / f"{results.machine_name()}.jsonl"
         results.merge_jsonl(path, rows)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter:

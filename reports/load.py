@@ -29,7 +29,7 @@ import pandas as pd
 
 from seqbench import catalog, results
 
-from . import peaks
+from . import peaks, training
 
 # asv parameter names -> the catalog's shape keys (benchmarks use readable names).
 PARAM_ALIASES = {
@@ -79,10 +79,11 @@ class Results:
     dashboards: list = field(default_factory=list)  # asv html/index.html found near the results
     skipped: list = field(default_factory=list)  # (file, why): unreadable, foreign or newer files, left out
     unchecked: list = field(default_factory=list)  # conformance cases an interrupted run did not reach
+    training: pd.DataFrame = field(default_factory=pd.DataFrame)  # the embedding trainers' runs (reports/training.py)
 
     @property
     def empty(self) -> bool:
-        return self.benchmarks.empty and self.conformance.empty
+        return self.benchmarks.empty and self.conformance.empty and self.training.empty
 
 
 def load(dirs) -> Results:
@@ -107,10 +108,11 @@ def load(dirs) -> Results:
             continue
         machines[info.get("machine", mdir.name)] = info
         raw.extend(asv_points(mdir, skipped))
-    table = tidy(raw, checks, machines, dirs[0] / "conformance")
+    table = tidy([p for p in raw if not p["suite"].startswith(training.SUITE)], checks, machines,
+                 dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
-    return Results(table, conformance, checks, machines, dashboards, skipped, unchecked)
+    return Results(table, conformance, checks, machines, dashboards, skipped, unchecked, training.table(raw))
 
 
 # --- conformance --------------------------------------------------------------------------

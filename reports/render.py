@@ -23,7 +23,7 @@ import pandas as pd
 
 from seqbench import catalog
 
-from . import load, peaks, plots, select
+from . import load, peaks, plots, select, training
 
 
 def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> Path:
@@ -108,6 +108,7 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
             "(the same seqbench check command, run again).")),
                    ("wide", pd.DataFrame(results.unchecked)[["machine", "backend", "device", "dtype", "op", "kind",
                                                              "test_id"]])]
+    blocks += training.blocks(results.training)
     blocks.append(("h2", "Plots"))
     blocks += [("figure", title, name, png) for name, title, png in figures]
     blocks += [("h2", "Method"), ("p", METHOD), ("table", peaks_table())]

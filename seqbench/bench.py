@@ -329,7 +329,8 @@ def sweep(args, announce: bool = False) -> Sweep:
     results = Path(args.results_dir) if args.results_dir else config.parent / conf.get("results_dir", "results")
     if announce:
         points = sorted({p for ps in selection.values() for p in ps})
-        print(f"seqbench bench: {grid} grid, {len(selection)} ops, {result.planned} benchmark runs")
+        trained = " and the embedding trainers (bench_training)" if training else ""
+        print(f"seqbench bench: {grid} grid, {len(selection)} ops{trained}, {result.planned} benchmark runs")
         for backend in sorted({b for b, _, _ in points}):
             combos = sorted({(d, t) for b, d, t in points if b == backend})
             print(f"  {backend}: " + ", ".join(f"{d}/{t}" for d, t in combos))

@@ -68,7 +68,7 @@ def run_suite(options: list[str], results_dir: Path, log: Path, title: str = "co
     ``results_dir``, pytest's output appended to ``log``; returns the :class:`Outcome`."""
     outcome = Outcome(log=log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    base = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", "--seqbench-no-results", *options]
+    base = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", *options]
     with console.phase(title) as bar, tempfile.TemporaryDirectory(prefix="seqbench-check-") as scratch:
         run = _Run(base, Path(scratch), log, bar, outcome, timeout, exitfirst, Path(results_dir))
         try:

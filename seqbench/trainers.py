@@ -16,7 +16,9 @@
 
 Throughput is counted in corpus words (in the vocabulary, before
 subsampling) per second of training, the same way for every backend and
-for gensim; building the vocabulary (and GloVe's counting) is not timed.
+for gensim; building the vocabulary (and GloVe's counting) is not timed,
+nor is one warm-up step on scratch parameters, where a compiling backend
+(jax) compiles its step for the batch shape.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
     noise = noise_distribution(vocab.counts)
+    M = 1 if s.model == "skipgram" else 2 * s.window
+    _warm_up(step, backend, device, dtype, {k: (V, s.dim) for k in state},
+             (np.zeros((s.batch, M), np.int64), np.zeros(s.batch, np.int64), np.zeros((s.batch, s.negative), np.int64)))
     done = 0
     backend.synchronize(device)
     start = time.perf_counter()
@@ -148,6 +153,9 @@ def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab
     state = {k: backend.to_device((rng.random(shape) - 0.5) / s.dim, device, dtype) for k, shape in init.items()}
     state.update({f"G_{k}": backend.to_device(np.ones(shape), device, dtype) for k, shape in init.items()})
     entries = len(X.data)
+    n = min(s.batch, entries)
+    _warm_up(step, backend, device, dtype, {k: np.shape(v) for k, v in state.items()},
+             (np.zeros(n, np.int64), np.zeros(n, np.int64), np.ones(n)))
     words_per_entry = vocab.total / max(entries, 1)  # progress and throughput in corpus words, as word2vec's
     backend.synchronize(device)
     start = time.perf_counter()
@@ -163,6 +171,13 @@ def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab
     params = {k: backend.to_numpy(state[k]).astype(np.float64) for k in GLOVE_PARAMETERS}
     return Trained(vocab, glove_embedding(params["e"], params["theta"]), seconds, s.epochs * vocab.total,
                    {"entries": entries})
+
+
+def _warm_up(step, backend, device, dtype, shapes: dict, batch: tuple) -> None:
+    """One step on scratch parameters (ones) with a batch of the training's shape, untimed."""
+    scratch = {k: backend.to_device(np.ones(shape), device, dtype) for k, shape in shapes.items()}
+    step(scratch, *batch, 1e-3)
+    backend.synchronize(device)
 
 
 def train(backend, device: str, dtype: str, path: Path, s: Settings, vocab=None, progress=None) -> Trained:

@@ -222,3 +222,46 @@ def test_embed_refuses_bad_input_in_one_line(args, message, tmp_path):
     done = embed(*args, "--out", str(tmp_path / "v.txt"))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "v.txt").exists()
+
+
+# --- the report's section ------------------------------------------------------------------------------
+
+def _points(machine="m", **runs):
+    """asv points of bench_training.train for ``runs = {"model-trainer-fraction": {metric: value}}``."""
+    points = []
+    for key, metrics in runs.items():
+        model, trainer, fraction = key.split("-")
+        for metric, value in metrics.items():
+            points.append({"machine": machine, "suite": "bench_training.train", "method": f"track_{metric}",
+                           "date": 1, "value": value, "params": {"model": model, "trainer": trainer,
+                                                                 "device": "cpu", "fraction": float(fraction)}})
+    return points
+
+
+def test_the_report_shows_speed_against_gensim_and_decides_each_claim():
+    from seqbench.reports import training as report
+
+    def run(speed, rho, rare, frequent):
+        return {"words_per_second": speed, "wordsim": rho, "wordsim_rare": rare, "wordsim_frequent": frequent,
+                "wordsim_pairs": 96, "analogy": 0.01}
+
+    runs = report.table(_points(**{
+        "skipgram-gensim-1.0": run(400e3, 0.38, 0.31, 0.50), "cbow-gensim-1.0": run(1.2e6, 0.08, -0.05, 0.18),
+        "skipgram-jax-1.0": run(100e3, 0.37, 0.30, 0.51), "cbow-jax-1.0": run(300e3, 0.06, -0.08, 0.15),
+        "skipgram-jax-0.25": run(100e3, 0.20, 0.1, 0.3), "cbow-jax-0.25": run(300e3, 0.01, 0.0, 0.1),
+    }))
+    jax_sg = runs[(runs.trainer == "jax") & (runs.model == "skipgram") & (runs.fraction == 1.0)].iloc[0]
+    assert jax_sg.vs_gensim == pytest.approx(0.25)
+    claims = report.claims(runs).set_index(["trainer", "claim"])["holds here"]
+    jax = "jax on cpu (m)"
+    assert claims[(jax, "CBOW trains faster")] == "yes"
+    assert claims[(jax, "skip-gram is better on rare words")] == "yes"
+    assert claims[(jax, "CBOW is better on frequent words")] == "no"
+    assert claims[(jax, "skip-gram's lead is largest on a small corpus")] == "no"  # 0.19 at 0.25 < 0.31 at 1
+    assert ("gensim on cpu (m)", "skip-gram's lead is largest on a small corpus") not in claims  # one size only
+    assert report.blocks(report.table([])) == []
+    few = report.table(_points(**{"skipgram-numpy-1.0": {**run(1, 0.1, 0.1, 0.1), "wordsim_pairs": 45},
+                                  "cbow-numpy-1.0": {**run(2, 0.1, 0.0, 0.1), "wordsim_pairs": 45}}))
+    verdicts = report.claims(few).set_index("claim")["holds here"]
+    assert verdicts["CBOW trains faster"] == "yes"
+    assert verdicts["skip-gram is better on rare words"].startswith("undecided: 45 pairs")

@@ -65,7 +65,7 @@ def test_unavailable_backends_are_listed_with_their_reason(plugins):
 
 def test_conformance_catches_a_wrong_equation_and_a_small_error(plugins, pytester):
     result = pytester.runpytest_inprocess(
-        "--pyargs", "seqbench.conformance", "--seqbench-backend=wrong-gru", "--seqbench-no-results", "-p", "no:cacheprovider",
+        "--pyargs", "seqbench.conformance", "--seqbench-backend=wrong-gru", "-p", "no:cacheprovider",
         "-k", "test_forward",
     )
     outcomes = result.parseoutcomes()
@@ -75,10 +75,10 @@ def test_conformance_catches_a_wrong_equation_and_a_small_error(plugins, pyteste
 
 
 def test_conformance_skips_an_unavailable_backend_with_its_reason(plugins, pytester):
-    result = pytester.runpytest_inprocess("--pyargs", "seqbench.conformance", "--seqbench-backend=missing", "--seqbench-no-results", "-rs")
+    result = pytester.runpytest_inprocess("--pyargs", "seqbench.conformance", "--seqbench-backend=missing", "-rs")
     result.stdout.fnmatch_lines(["*SKIPPED*no such device on this machine*"])
     result = pytester.runpytest_inprocess(
-        "--pyargs", "seqbench.conformance", "--seqbench-backend=numpy", "--seqbench-device=cuda", "--seqbench-no-results", "-rs")
+        "--pyargs", "seqbench.conformance", "--seqbench-backend=numpy", "--seqbench-device=cuda", "-rs")
     result.stdout.fnmatch_lines(["*SKIPPED*numpy: no device 'cuda' here*"])
 
 

@@ -36,7 +36,7 @@ def entry_points(tmp_path_factory):
 
 def conformance(pytester, backend, *options):
     result = pytester.runpytest_inprocess(
-        "--pyargs", "seqbench.conformance", f"--seqbench-backend={backend}", "--seqbench-no-results", "-p", "no:cacheprovider",
+        "--pyargs", "seqbench.conformance", f"--seqbench-backend={backend}", "-p", "no:cacheprovider",
         "-k", "test_forward or test_vjp", *options)
     return result, result.parseoutcomes()
 
