@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import console, corpus, quality, registry, trainers, training_check
+from .protocol import BackendUnavailable
 
 
 def evaluate(vocab: corpus.Vocabulary, vectors) -> dict:
@@ -52,7 +53,10 @@ def _train(name, backend, args, path, s, vocab) -> trainers.Trained:
 def main(args) -> int:
     s = _settings(args)
     path = corpus.corpus_path(args.corpus)
-    backend = registry.backend(args.backend)
+    try:
+        backend = registry.backend(args.backend)
+    except BackendUnavailable as error:
+        raise ValueError(f"--backend {args.backend} is unavailable here: {error}") from None
     if args.device not in backend.devices():
         raise ValueError(f"--device must be one of {backend.devices()} for backend {args.backend!r}, got {args.device!r}")
     if args.dtype not in backend.dtypes(args.device):

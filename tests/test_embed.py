@@ -215,6 +215,7 @@ def test_embed_trains_writes_vectors_and_reports_quality_beside_gensim(tmp_path)
     (["--dim", "0"], "--dim must be a whole number ≥ 1"),
     (["--dtype", "float16"], "--dtype must be one of"),
     (["--backend", "nope"], "nope"),
+    (["--backend", "torch-native"], "train with --backend torch"),
     (["--model", "glove", "--peer"], "--peer trains gensim's Word2Vec"),
     (["--device", "cuda"], "--device must be one of"),
 ])

@@ -77,3 +77,28 @@ def test_the_readme_python_examples_run_as_written(capsys):
     for code in blocks:
         exec(compile(code, "README.md", "exec"), {})
     assert "(64, 8, 32) ['W_Ch', 'W_Cx', 'W_fh']" in capsys.readouterr().out
+
+
+def training_tables() -> tuple[str, str]:
+    """The README's trainer and claims tables, from the committed CPU results of bench_training."""
+    from seqbench.reports import load, render, training
+
+    runs = load.load(ROOT / "results").training
+    runs = runs[runs.machine.str.startswith("cpu-")].reset_index(drop=True)
+    return (render.markdown_table(training.display(runs).drop(columns="machine")).strip(),
+            render.markdown_table(training.claims(runs)).strip())
+
+
+def test_the_readme_training_tables_are_the_committed_results():
+    pytest.importorskip("pandas")
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Trained on this machine (CPU)\n", 1)[1].split("\n## ", 1)[0]
+    tables = []
+    rest = section
+    while "\n|" in rest and len(tables) < 2:
+        rest = rest[rest.index("\n|") + 1:]
+        tables.append(_table_at(rest))
+        rest = rest[len(tables[-1]):]
+    expected = training_tables()
+    assert tuple(tables) == expected, ("the README's training tables are out of date; replace them with:\n"
+                                       + "\n\n".join(expected))
