@@ -30,7 +30,7 @@ def gensim_data(name: str) -> Path:
     try:
         from gensim.test.utils import datapath
     except ImportError:
-        raise ValueError(f"{name!r} ships with gensim, which is not installed: pip install gensim") from None
+        raise ValueError(f"{name!r} ships with gensim, which is not installed: pip install 'seqbench[embed]'") from None
     path = Path(datapath(name))
     if not path.exists():
         raise ValueError(f"gensim has no data file {name!r} (looked in {path.parent})")
