@@ -59,33 +59,28 @@ def _ids(xp, a):
     return xp.ascontiguousarray(a.astype(np.int64))
 
 
-def negative_sampling_lookup_loss(ctx, inputs, cotangents=None):
+def _on_ids(ctx, inputs, in_ids, cotangents):
+    """Negative sampling on word ids, ``e_i`` the mean of the rows ``in_ids[b] ≥ 0`` of ``E_in`` (``(B, M)``)."""
     xp = ctx.xp
     E_in, E_out = xp.ascontiguousarray(inputs["E_in"]), inputs.get("E_out")
     tied = E_out is None
     E_out = E_in if tied else xp.ascontiguousarray(E_out)
-    w_i, w_o, w_neg = (_ids(xp, inputs[k]) for k in ("w_i", "w_o", "w_neg"))
+    w_o, w_neg = (_ids(xp, inputs[k]) for k in ("w_o", "w_neg"))
     g = 1.0 if cotangents is None else _cotangent(cotangents)
-    loss, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, w_i.reshape(-1, 1), w_o, w_neg, g,
+    loss, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, in_ids, w_o, w_neg, g,
                                                 cotangents is not None, tied)
     if cotangents is None:
         return (loss,)
     return {"E_in": dE_in} if tied else {"E_in": dE_in, "E_out": dE_out}
+
+
+def negative_sampling_lookup_loss(ctx, inputs, cotangents=None):
+    return _on_ids(ctx, inputs, _ids(ctx.xp, inputs["w_i"]).reshape(-1, 1), cotangents)
 
 
 def cbow_negative_sampling_loss(ctx, inputs, cotangents=None):
     """The same kernel with ``M`` input ids per item: ``e_i`` is the mean of the rows ``w_ctx[b] ≥ 0``."""
-    xp = ctx.xp
-    E_in, E_out = xp.ascontiguousarray(inputs["E_in"]), inputs.get("E_out")
-    tied = E_out is None
-    E_out = E_in if tied else xp.ascontiguousarray(E_out)
-    w_ctx, w_o, w_neg = (_ids(xp, inputs[k]) for k in ("w_ctx", "w_o", "w_neg"))
-    g = 1.0 if cotangents is None else _cotangent(cotangents)
-    loss, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, w_ctx, w_o, w_neg, g,
-                                                cotangents is not None, tied)
-    if cotangents is None:
-        return (loss,)
-    return {"E_in": dE_in} if tied else {"E_in": dE_in, "E_out": dE_out}
+    return _on_ids(ctx, inputs, _ids(ctx.xp, inputs["w_ctx"]), cotangents)
 
 
 def negative_sampling_loss(ctx, inputs, cotangents=None):
