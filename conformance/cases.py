@@ -85,8 +85,17 @@ def check_selection(sel: Selection, backends=None) -> None:
                              f"here lists {listed}, got {device!r}")
 
 
+#: the sequence length from which a shape is large (the LSTM carries one into every run)
+LARGE_T = 256
+#: dtypes a CPU has no arithmetic for: frameworks emulate them there, seconds per large case
+EMULATED_ON_CPU = ("float16", "bfloat16")
+
+
 def _narrowed(sel: Selection, backend: str, device: str, dtype: str, shape: dict) -> bool:
-    """Whether the quick selection leaves this case out (a compiling backend on a GPU, off its one shape)."""
+    """Whether the selection leaves this case out: a compiling backend on a GPU off its one shape (quick), or a
+    large shape in half precision on the CPU unless ``--seqbench-large`` asks for the large shapes."""
+    if device == "cpu" and dtype in EMULATED_ON_CPU and shape.get("T", 0) >= LARGE_T and not sel.large:
+        return True
     if not (sel.quick and backend in QUICK_COMPILED and device != "cpu"):
         return False
     return dtype not in QUICK_DTYPES or {k: shape.get(k) for k in QUICK_SHAPE} != QUICK_SHAPE

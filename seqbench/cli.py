@@ -86,13 +86,13 @@ def parser() -> argparse.ArgumentParser:
                                "and every op of the catalog.").set_defaults(func=_list)
     c = sub.add_parser("check", help="run the conformance suite against the float64 reference",
                        description=DESCRIPTIONS["check"])
-    _add_narrowing(c, "the LSTM checks its large shape always")
+    _add_narrowing(c, "the LSTM checks its large shape always (on the CPU in float32 and float64 only)")
     c.add_argument("--results-dir", default="results/conformance", help="where results go (default: %(default)s)")
     c.add_argument("--log", help="pytest's output (default: RESULTS_DIR/logs/conformance.log)")
     c.set_defaults(func=_check)
     r = sub.add_parser("run", help="the main job: check, benchmark and report on every device here",
                        description=DESCRIPTIONS["run"])
-    _add_narrowing(r, "the LSTM checks its large shape always")
+    _add_narrowing(r, "the LSTM checks its large shape always (on the CPU in float32 and float64 only)")
     r.add_argument("--out", default="seqbench-run", help="folder for results, logs and report (default: %(default)s)")
     r.set_defaults(func=main_job.main)
     bench.add_command(sub)

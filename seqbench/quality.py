@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from .corpus import gensim_data
 
@@ -47,6 +46,8 @@ def _pairs(path: Path | None) -> list[tuple[str, str, float]]:
 
 
 def _rho(pairs, index, unit) -> float:
+    from scipy.stats import spearmanr  # imported here: it takes a second, and the CLI starts without it
+
     if len(pairs) < 3:
         return float("nan")
     sims = [float(unit[index[a]] @ unit[index[b]]) for a, b, _ in pairs]

@@ -121,7 +121,7 @@ def test_concurrent_writers_of_one_results_file_take_turns(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_check_keeps_what_it_did_and_a_rerun_completes_it(env, tmp_path, sig):
     marks = tmp_path / "marks"
-    slow = {**env, "SEQBENCH_TEST_SLOW": "1", "SEQBENCH_TEST_MARKS": str(marks)}
+    slow = {**env, "SEQBENCH_TEST_SLOW": "0.4", "SEQBENCH_TEST_MARKS": str(marks)}
     command = [sys.executable, "-m", "seqbench", "check", "--backend", "slow", "--results-dir", str(tmp_path / "r")]
     run = subprocess.Popen(command, env=slow, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120

@@ -147,3 +147,14 @@ def test_backends_take_plain_lists_as_the_reference_does():
     expected = seqbench.reference.rnn(**as_lists)
     got = seqbench.backend("numpy").run("rnn", dtype="float64", **as_lists)
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_the_large_lstm_shape_is_left_out_in_half_precision_on_the_cpu_unless_asked_for():
+    from seqbench.conformance.cases import Selection, cases
+
+    def large(sel):
+        return {c.dtype for c in cases(sel) if c.op is not None and c.shape.get("T") == 256 and not c.skip}
+
+    assert large(Selection(backends=("torch",), ops=("lstm",))) == {"float32", "float64"}
+    assert large(Selection(backends=("torch",), ops=("lstm",), large=True)) == {"float16", "bfloat16", "float32",
+                                                                                "float64"}
