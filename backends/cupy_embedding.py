@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqbench.reference.training import GLOVE_PARAMETERS
+
 from .cupy_cells import Context
 
 FUNCTIONS = ("negative_sampling_loss", "negative_sampling_lookup_loss", "cbow_negative_sampling_loss", "glove_cost")
@@ -126,9 +128,6 @@ def _glove(ctx, params, i, j, x, x_max, alpha, g, want_grad):
         ctx.launch_warps("glove", dtype.name, N, *params, i, j, x, N, d, _scalar(dtype, x_max),
                          _scalar(dtype, alpha), _scalar(dtype, g), cost, *grads, int(want_grad))
     return cost, grads
-
-
-GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
 
 
 def glove_cost(ctx, inputs, cotangents=None):

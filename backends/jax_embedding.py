@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqbench.reference.training import GLOVE_PARAMETERS
+
 
 def embedding_lookup(E, ids):
     """``e_w = E[w]`` for every id: ``(...) -> (..., d)``."""
@@ -121,9 +123,6 @@ def cbow_negative_sampling_loss(E_in, E_out, w_ctx, w_o, w_neg):
 
 
 # --- the trainers' update steps (seqbench.reference.training), jitted, the state donated ------------
-
-GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
-
 
 def _negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
     """:func:`seqbench.reference.training.negative_sampling_step`: the gradients w.r.t. ``h`` and the target

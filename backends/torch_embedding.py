@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from seqbench.reference.embedding import context_pairs
+from seqbench.reference.training import GLOVE_PARAMETERS
 
 
 def _tied(E_in, E_out):
@@ -120,7 +121,8 @@ def _glove_entries_cost(i, j, x, theta, e, b, b_prime, x_max, alpha):
 def _context_mean(E_in, w_ctx):
     """``h_b = (1/|C_b|) Σ_{m: w_ctx[b,m] ≥ 0} E_in[w_ctx[b,m]]``: (B, d)."""
     present = (w_ctx >= 0).to(E_in.dtype)
-    return torch.einsum("bm,bmd->bd", present / present.sum(dim=1, keepdim=True), E_in[w_ctx.clamp(min=0)])
+    rows = E_in.index_select(0, w_ctx.clamp(min=0).reshape(-1)).view(*w_ctx.shape, -1)  # (B, M, d)
+    return ((present / present.sum(dim=1, keepdim=True)).unsqueeze(2) * rows).sum(dim=1)
 
 
 def cbow_negative_sampling_loss(E_in, E_out, w_ctx, w_o, w_neg):
@@ -146,23 +148,18 @@ def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
     the batch touches move (scatter-adds).
     """
     E_in, E_out = state["E_in"], state["E_out"]
-    (B, M), d = np.shape(w_ctx), E_in.shape[1]
+    d = E_in.shape[1]
     w_ctx = _ids(w_ctx, E_in.device)
     targets = _ids(np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1), E_in.device).reshape(-1)  # B·(K+1)
-    ctx = w_ctx.clamp(min=0).reshape(-1)
-    present = (w_ctx >= 0).to(E_in.dtype)
-    weight = (present / present.sum(dim=1, keepdim=True)).unsqueeze(2)  # (B, M, 1): 1/|C_b| per context word
-    h = (weight * E_in.index_select(0, ctx).view(B, M, d)).sum(dim=1)  # (B, d)
-    e = E_out.index_select(0, targets).view(B, -1, d)  # (B, K+1, d)
+    h = _context_mean(E_in, w_ctx)  # (B, d)
+    e = E_out.index_select(0, targets).view(len(h), -1, d)  # (B, K+1, d)
     ds = torch.sigmoid((e * h.unsqueeze(1)).sum(dim=2))  # (B, K+1)
     ds[:, 0] -= 1
     dh = (ds.unsqueeze(2) * e).sum(dim=1)  # (B, d)
     E_out.index_add_(0, targets, (ds.unsqueeze(2) * h.unsqueeze(1)).view(-1, d), alpha=-lr)
-    E_in.index_add_(0, ctx, (present.unsqueeze(2) * dh.unsqueeze(1)).view(-1, d), alpha=-lr)
+    present = (w_ctx >= 0).to(E_in.dtype).unsqueeze(2)  # (B, M, 1): every context word gets all of dh
+    E_in.index_add_(0, w_ctx.clamp(min=0).reshape(-1), (present * dh.unsqueeze(1)).view(-1, d), alpha=-lr)
     return state
-
-
-GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
 
 
 def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
