@@ -78,7 +78,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
-
 @pytest.fixture
 def record(request):
     """``record(**row)``: add one flat result row for this test."""
@@ -99,24 +98,36 @@ def record(request):
     return add
 
 
+#: the kind of check each test function makes
+KINDS = {"test_forward": "forward", "test_vjp": "vjp", "test_rejects_bad_input": "bad_input"}
+
+
+def case_info(item) -> dict:
+    """A collected case as a runner and a failure row need it: its node id, kind, skip mark, and (for a case of
+    the catalog) ``test_id``, backend, device, dtype, op and shape."""
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    info = {"id": item.nodeid, "kind": KINDS.get(item.originalname, item.originalname),
+            "skip": item.get_closest_marker("skip") is not None}
+    if case is not None:
+        info.update(backend=case.backend, device=case.device, dtype=case.dtype, op=case.op.name if case.op else "",
+                    shape=str(case.shape), test_id=f"{item.originalname}[{item.callspec.id}]")
+    return info
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A case whose backend raised (out of memory, an error of its own) fails with a row saying so, so the
     results file, and the report, know it failed; a judged case has its row already."""
     outcome = yield
     report = outcome.get_result()
-    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-    kind = {"test_forward": "forward", "test_vjp": "vjp"}.get(item.originalname)
-    if report.when != "call" or not report.failed or case is None or kind is None or case.op is None:
+    info = case_info(item)
+    if report.when != "call" or not report.failed or info["kind"] not in ("forward", "vjp") or not info.get("op"):
         return
-    test_id = f"{item.originalname}[{item.callspec.id}]"
     rows = item.config.stash[_ROWS]
-    if any(row["test_id"] == test_id for row in rows):
+    if any(row["test_id"] == info["test_id"] for row in rows):
         return
     why = f"{call.excinfo.typename}: {call.excinfo.value}".splitlines()[0] if call.excinfo else "failed"
-    rows.append(results.fault_row({"test_id": test_id, "backend": case.backend, "device": case.device,
-                                   "dtype": case.dtype, "op": case.op.name, "kind": kind, "shape": str(case.shape)},
-                                  why))
+    rows.append(results.fault_row(info, why))
 
 
 def pytest_sessionfinish(session):

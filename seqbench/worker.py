@@ -21,9 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-KINDS = {"test_forward": "forward", "test_vjp": "vjp", "test_rejects_bad_input": "bad_input"}
-
-
 class Events:
     """The pytest plugin of a worker: keeps the selected cases, reports each."""
 
@@ -44,7 +41,9 @@ class Events:
         items[:] = keep
 
     def pytest_collection_finish(self, session):
-        self.emit(collected=[describe(item) for item in session.items])
+        from .conformance.plugin import case_info
+
+        self.emit(collected=[case_info(item) for item in session.items])
 
     def pytest_runtest_logstart(self, nodeid, location):
         self.emit(start=nodeid)
@@ -68,17 +67,6 @@ class Events:
 
     def pytest_sessionstart(self, session):
         self.session = session
-
-
-def describe(item) -> dict:
-    """A collected case as the parent needs it: its id, and what a failure row of it says."""
-    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-    info = {"id": item.nodeid, "kind": KINDS.get(item.originalname, item.originalname),
-            "skip": item.get_closest_marker("skip") is not None}
-    if case is not None:
-        info.update(backend=case.backend, device=case.device, dtype=case.dtype,
-                    op=case.op.name if case.op else "", shape=str(case.shape), test_id=f"{item.originalname}[{case.id}]")
-    return info
 
 
 def first_line(report) -> str:
