@@ -92,7 +92,8 @@ class _Run:
         self.left: list = []  # ids not yet run, in order
         self.unsaved: list = []  # rows not yet merged into the results file
         self.worker = None
-        self.current = None
+        self.current = None  # the case the worker last started, and when it was seen to start
+        self.started = 0.0
         self.last_status = "not started"
 
     def all(self) -> None:
@@ -143,35 +144,22 @@ class _Run:
         backends = {self.cases[i].get("backend") for i in ids}
         only = f"--seqbench-backend={backends.pop()}" if len(backends) == 1 else None  # a GPU group: load just it
         self.worker = self._spawn(events, id_file, [only] if only else [], drop_backends=bool(only))
-        left, position, started = list(ids), 0, None
-        reason = ""
+        left, position, reason = list(ids), 0, ""
         while True:
             lines, position = _read_from(events, position)
-            for event in lines:
-                if "start" in event:
-                    self.current, started = event["start"], time.monotonic()
-                elif "done" in event:
-                    left.remove(event["done"])
-                    self._done(event)
-                    self.current = None
-                    if any(p in event.get("message", "") for p in POISONED):
-                        reason = "poisoned"
+            if self._take(lines, left):
+                reason = "poisoned"
             code = self.worker.poll()
             if code is not None or reason:
                 break
-            if self.current and time.monotonic() - started > self._timeout(self.current):
+            if self.current and time.monotonic() - self.started > self._timeout(self.current):
                 reason = "timeout"
                 break
             time.sleep(0.02)
         if code is None:
             self._stop()
         code = self.worker.wait()
-        lines, _ = _read_from(events, position)  # what it said before it went
-        for event in lines:
-            if "done" in event and event["done"] in left:
-                left.remove(event["done"])
-                self._done(event)
-                self.current = None
+        self._take(_read_from(events, position)[0], left)  # what it said before it went
         self.last_status = _status(code)
         if self.current in left and reason != "poisoned":  # (after a poisoned case the next one is innocent)
             why = (f"timed out after {self._timeout(self.current):g} s (--timeout); the worker was stopped"
@@ -180,6 +168,20 @@ class _Run:
             self._fault(self.current, why)
         self.current = None
         return left
+
+    def _take(self, events: list, left: list) -> bool:
+        """Follow a worker's events: the case it started (and when), the cases it finished (out of ``left``);
+        whether a finished case's message says CUDA is poisoned."""
+        poisoned = False
+        for event in events:
+            if "start" in event:
+                self.current, self.started = event["start"], time.monotonic()
+            elif "done" in event and event["done"] in left:
+                left.remove(event["done"])
+                self._done(event)
+                self.current = None
+                poisoned |= any(p in event.get("message", "") for p in POISONED)
+        return poisoned
 
     def _spawn(self, events: Path, ids: Path | None, extra: list, drop_backends: bool = False) -> subprocess.Popen:
         base = [o for o in self.base if not (drop_backends and o.startswith("--seqbench-backend="))]
