@@ -304,7 +304,7 @@ class Sweep:
 def run(args) -> int:
     """``seqbench bench``: plan the sweep, say what runs, run asv, say how it went."""
     result = sweep(args, announce=True)
-    return 130 if result.interrupted else result.code
+    return console.INTERRUPTED if result.interrupted else result.code
 
 
 def sweep(args, announce: bool = False) -> Sweep:

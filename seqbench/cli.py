@@ -47,11 +47,7 @@ def _check(args) -> int:
     log = Path(args.log).resolve() if args.log else results_dir / "logs" / "conformance.log"
     outcome = check.run_suite(options, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
     check.print_summary(outcome, results_dir)
-    return INTERRUPTED if outcome.interrupted else 0 if outcome.ok else 1
-
-
-#: the exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it)
-INTERRUPTED = 130
+    return console.INTERRUPTED if outcome.interrupted else 0 if outcome.ok else 1
 
 
 def _add_narrowing(p, what_runs: str):
@@ -112,7 +108,7 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"seqbench {args.command}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return console.INTERRUPTED
 
 
 def _interrupt(signum, frame):

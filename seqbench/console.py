@@ -19,6 +19,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+#: the exit status of a command stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
+
+
 class Phase:
     """One running phase: ``advance``/``update`` move its bar, ``done`` sets its closing note."""
 

@@ -115,7 +115,7 @@ def _stopped(where: str, results: Path) -> int:
     """An interrupted main job: what was done is kept; say where it stopped and how to go on."""
     print(f"seqbench run: {where}\nResults so far: {results}/ (seqbench report {results} reads them); "
           f"run seqbench run again to complete them")
-    return 130
+    return console.INTERRUPTED
 
 
 def _benchmarks(group, devices, backends, ops, results, logs) -> bench.Sweep | None:
