@@ -22,6 +22,7 @@ class Faulty(NumpyBackend):
     name = "faulty"
     ops = {"rnn", "lstm", "gru"}
     fault_op = "lstm"
+    fault_T = None  # the sequence length the fault strikes at (None: every call of fault_op)
     dtypes_by_device = {"cpu": ("float64", "float32"), "cuda": ("float32",)}
 
     def implemented(self):
@@ -40,7 +41,7 @@ class Faulty(NumpyBackend):
         return faulty
 
     def triggered(self, inputs, device) -> bool:
-        return True
+        return self.fault_T is None or inputs["x"].shape[0] == self.fault_T
 
     def fault(self):
         raise NotImplementedError
@@ -60,9 +61,7 @@ class Exiting(Faulty):
 
     name = "exiting"
     fault_op = "rnn"
-
-    def triggered(self, inputs, device):
-        return inputs["x"].shape[0] == 32
+    fault_T = 32
 
     def fault(self):
         os._exit(3)
@@ -73,9 +72,7 @@ class Hanging(Faulty):
 
     name = "hanging"
     fault_op = "gru"
-
-    def triggered(self, inputs, device):
-        return inputs["x"].shape[0] == 32
+    fault_T = 32
 
     def fault(self):
         time.sleep(3600)
@@ -108,6 +105,7 @@ class PoisonedCuda(Faulty):
     fails as a poisoned CUDA context does, until a fresh process."""
 
     name = "poisoned-cuda"
+    fault_T = 32
     poisoned = False
 
     def devices(self):
@@ -130,9 +128,6 @@ class PoisonedCuda(Faulty):
             return vjp(cotangents, **inputs)
 
         return maybe
-
-    def triggered(self, inputs, device):
-        return inputs["x"].shape[0] == 32
 
     def check(self):
         if PoisonedCuda.poisoned:
