@@ -504,9 +504,8 @@ def _device_name(checks, machines, machine, device):
         names = same["device_name"].dropna()
         if len(names):
             return names.iloc[0]
-    if _devkey(device) == "cpu":
-        return machines.get(machine, {}).get("cpu")
-    return None
+    # else the machine record: its CPU, or the GPUs `seqbench bench` found there (nvidia-smi's names)
+    return machines.get(machine, {}).get("cpu" if _devkey(device) == "cpu" else "gpu")
 
 
 def _devkey(device) -> str:

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import fcntl
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from . import catalog, console, registry
 from .protocol import BackendUnavailable
+from .results import gpu_names
 
 MODULES = {"recurrent": "bench_recurrent", "composite": "bench_composite", "embedding": "bench_embedding"}
 #: the ``--op`` that selects the embedding trainers' suite (``benchmarks/bench_training.py``): every trainer here,
@@ -68,8 +70,8 @@ def add_command(subparsers) -> argparse.ArgumentParser:
                        ("backend", "backend"), ("device", "device (cpu, cuda, ...)"),
                        ("dtype", "dtype")):
         p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
-    p.add_argument("--machine", help="asv machine name results are filed under (default: the host name); "
-                                     "created with `asv machine --yes` if unknown")
+    p.add_argument("--machine", help="asv machine name results are filed under (default: SEQBENCH_MACHINE, else "
+                                     "the host name); created with `asv machine --yes` if unknown")
     p.add_argument("--set-commit-hash", metavar="COMMIT",
                    help="keep the results, recorded for COMMIT (e.g. HEAD) in the results directory")
     p.add_argument("--results-dir", help="write asv results here instead of the config's results/")
@@ -79,8 +81,20 @@ def add_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
     p.add_argument("--log", help="write asv's output to this file and show a progress bar instead")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    add_cluster_options(p, "benchmark shards; results kept for --set-commit-hash (default HEAD)")
     p.set_defaults(func=_command)
     return p
+
+
+def add_cluster_options(p, what: str) -> None:
+    """``--cluster`` and ``--shards``, for the commands that can run over a Ray cluster."""
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help=f"run as {what} over a Ray cluster: a Ray address (ray://head:10001, auto), or 'local' "
+                        "for a Ray instance on this machine; needs pip install 'seqbench[cluster]'")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="with --cluster: this many CPU shards (and GPU shards, where the cluster has GPUs); "
+                        "default one per GPU, and one per node for CPU benchmarks (they take turns on a machine) "
+                        "or one per CPU for CPU checks")
 
 
 def main(argv=None) -> int:
@@ -93,6 +107,10 @@ def main(argv=None) -> int:
 
 def _command(args) -> int:
     try:
+        if args.cluster:
+            from .cluster_sweeps import bench_command
+
+            return bench_command(args)
         return run(args)
     except BenchError as error:
         print(f"seqbench bench: error: {error}", file=sys.stderr)
@@ -235,18 +253,24 @@ def peak_points(selection: dict) -> list[tuple[str, str]]:
     return sorted((d, t) for d, t in pairs if d != "cpu" or t in ("float32", "float64"))
 
 
+def methods(common, grid: str, device: str) -> list[str]:
+    """The benchmark methods ``grid`` runs on ``device`` (one asv process each per point and shape)."""
+    chosen = common.METHODS.get(grid) or [m for m in dir(common._OpBenchmark)
+                                          if m.startswith(("time_", "peakmem_", "track_"))]
+    return [m for m in chosen if not (device == "cpu" and m in DEVICE_ONLY)]
+
+
+def shapes(common, grid: str, op) -> list[dict]:
+    """The catalog shapes ``grid`` benchmarks ``op`` at."""
+    params, _ = common.params_of(op, grid)
+    keys = [key for key, _ in common.shape_axes(op)]
+    return [common.bench_shape(op, dict(zip(keys, combo))) for combo in itertools.product(*params[3:])]
+
+
 def count(common, grid: str, selection: dict) -> int:
     """Benchmark processes asv will start: methods × selected points × shapes."""
-    methods = common.METHODS.get(grid) or [m for m in dir(common._OpBenchmark)
-                                           if m.startswith(("time_", "peakmem_", "track_"))]
-    total = 0
-    for name, points in selection.items():
-        params, _ = common.params_of(catalog.get(name), grid)
-        shapes = 1
-        for values in params[3:]:
-            shapes *= len(values)
-        for _, device, _ in points:
-            total += shapes * sum(not (device == "cpu" and m in DEVICE_ONLY) for m in methods)
+    total = sum(len(shapes(common, grid, catalog.get(name))) * len(methods(common, grid, device))
+                for name, points in selection.items() for _, device, _ in points)
     return total + len(peak_points(selection))
 
 
@@ -255,7 +279,11 @@ def _machine_file() -> Path:
 
 
 def ensure_machine(name: str | None) -> None:
-    """Create the asv machine entry (``asv machine --yes``) when it is missing, so asv never prompts."""
+    """Record the asv machine in ``~/.asv-machine.json`` (so asv never prompts): asv's own defaults for what is
+    missing (CPU, OS, memory), and the GPUs ``nvidia-smi`` lists, which asv keeps into each results folder's
+    ``machine.json`` for the report."""
+    from asv.machine import Machine, MachineCollection
+
     path = _machine_file()
     known = {}
     if path.is_file():
@@ -263,12 +291,14 @@ def ensure_machine(name: str | None) -> None:
             known = {k: v for k, v in json.loads(path.read_text()).items() if k != "version"}
         except ValueError:
             known = {}
-    if (name or platform.node()) in known or (name is None and len(known) == 1):
-        return
-    command = [sys.executable, "-m", "asv", "machine", "--yes", *(["--machine", name] if name else [])]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise BenchError(f"`asv machine --yes` failed:\n{done.stdout}{done.stderr}")
+    node = platform.node()
+    key = name or (node if node in known or len(known) != 1 else next(iter(known)))
+    info = {**Machine.get_defaults(), **known.get(key, {}), "machine": key}
+    gpus = gpu_names()
+    if gpus:
+        info["gpu"] = gpus
+    if info != known.get(key):
+        MachineCollection.save(key, info, _path=str(path))
 
 
 def _derived_config(config: Path, conf: dict, results_dir: str, folder: Path) -> Path:
@@ -307,9 +337,10 @@ def run(args) -> int:
     return console.INTERRUPTED if result.interrupted else result.code
 
 
-def sweep(args, announce: bool = False) -> Sweep:
+def sweep(args, announce: bool = False, points: dict | None = None) -> Sweep:
     """Run the sweep ``args`` selects, one asv run per op (so an interrupted sweep keeps the ops it finished);
-    ``announce`` prints the plan and the outcome (``seqbench bench``)."""
+    ``announce`` prints the plan and the outcome (``seqbench bench``). ``points`` (``{op: [(backend, device,
+    dtype), ...]}``, a shard of a cluster sweep) replaces the selection ``args`` would make."""
     if importlib.util.find_spec("asv") is None:
         raise BenchError(f"asv is not installed in this Python ({sys.executable}); "
                          "pip install 'seqbench[bench]' (asv >= 0.6)")
@@ -321,7 +352,8 @@ def sweep(args, announce: bool = False) -> Sweep:
     training = TRAINING in ops
     ops = [op for op in ops if op != TRAINING]
     try:
-        selection, notes = select(common, grid, ops, backends, devices, dtypes) if ops or not training else ({}, [])
+        selection, notes = ((points, []) if points is not None else
+                            select(common, grid, ops, backends, devices, dtypes) if ops or not training else ({}, []))
     except ValueError as error:
         raise BenchError(str(error)) from None
 
@@ -349,8 +381,8 @@ def sweep(args, announce: bool = False) -> Sweep:
             for _, chunk_patterns in chunks:
                 print(f"would run: SEQBENCH_GRID={grid} {shlex.join(_asv_command(args, grid, run_config, chunk_patterns))}")
             return result
-        stack.enter_context(machine_lock(args))
-        ensure_machine(args.machine)
+        stack.enter_context(machine_lock(args, _lock_keys(selection, training), wait=getattr(args, "wait", False)))
+        ensure_machine(machine(args))
         result.log = Path(args.log) if getattr(args, "log", None) else None
         watch = None
         if result.log:
@@ -385,14 +417,20 @@ def sweep(args, announce: bool = False) -> Sweep:
     return result
 
 
+def machine(args) -> str | None:
+    """The asv machine results are filed under: ``--machine``, else ``SEQBENCH_MACHINE`` (the name conformance
+    rows carry, so that the report joins the two), else asv's default, the host name."""
+    return args.machine or os.environ.get("SEQBENCH_MACHINE") or None
+
+
 def _asv_command(args, grid: str, run_config: Path, bench_patterns: list[str]) -> list[str]:
     launch = args.launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
     command = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
                f"--launch-method={launch}"]
     if grid == "quick":
         command.append("--quick")
-    if args.machine:
-        command.append(f"--machine={args.machine}")
+    if machine(args):
+        command.append(f"--machine={machine(args)}")
     if args.set_commit_hash:
         command.append(f"--set-commit-hash={args.set_commit_hash}")
     if args.show_stderr:
@@ -414,33 +452,43 @@ def _run_asv(args, grid, run_config, bench_patterns, result: Sweep, watch, offse
         return _stream(command, run_config.parent, env, start, sink, watch, offset, result)
 
 
+def _lock_keys(selection: dict, training: bool) -> list[str]:
+    """What a sweep times on: ``cpu``, and the GPUs visible to it (``gpu``, or ``gpu-<CUDA_VISIBLE_DEVICES>``
+    where that names some), so sweeps on different GPUs of one machine may run side by side."""
+    devices = {d for points in selection.values() for _, d, _ in points}
+    keys = {"cpu"} if training or "cpu" in devices or not devices else set()
+    if any(d != "cpu" for d in devices):
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").replace(",", "-").strip()
+        keys.add(f"gpu-{visible}" if visible else "gpu")
+    return sorted(keys)
+
+
 @contextlib.contextmanager
-def machine_lock(args):
-    """One sweep at a time on a machine (they would slow each other down): a second one is refused,
-    naming the first. The lock is a file under ``$SEQBENCH_CACHE_DIR`` (default ``~/.cache/seqbench``)."""
+def machine_lock(args, keys=("cpu",), wait: bool = False):
+    """One sweep at a time on a device of a machine (they would slow each other down): a second one is
+    refused, naming the first, or with ``wait`` (a shard of a cluster sweep) waits its turn. The locks are files
+    ``bench-<key>.lock`` under ``$SEQBENCH_CACHE_DIR`` (default ``~/.cache/seqbench``)."""
     root = os.environ.get("SEQBENCH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
                                                        Path.home() / ".cache") / "seqbench"
-    path = Path(root) / "bench.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise BenchError(f"another benchmark sweep is running on this machine ({holder}); sweeps run one at "
-                             f"a time so that they do not slow each other down: wait for it to finish") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}: seqbench bench, started "
-                     f"{time.strftime('%H:%M:%S')}, results to {args.results_dir or 'the config results_dir'}")
-        handle.flush()
-        try:
-            yield
-        finally:
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        for key in keys:  # in sorted order, so two sweeps never each hold one the other waits for
+            handle = stack.enter_context(open(Path(root) / f"bench-{key}.lock", "a+"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise BenchError(f"another benchmark sweep is running on this machine ({holder}); sweeps run one "
+                                 f"at a time so that they do not slow each other down: wait for it to finish") from None
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+            stack.callback(handle.truncate, 0)
             handle.seek(0)
             handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.write(f"pid {os.getpid()}: seqbench bench on {key}, started "
+                         f"{time.strftime('%H:%M:%S')}, results to {args.results_dir or 'the config results_dir'}")
+            handle.flush()
+        yield
 
 
 #: asv's line for a finished benchmark: ``[ 40.00%] ··· bench_recurrent.rnn.time_forward    ok`` (or ``2/6 failed``:

@@ -61,6 +61,15 @@ class Outcome:
     def ok(self) -> bool:
         return not self.failed and not self.interrupted
 
+    def add(self, other: "Outcome") -> None:
+        """Count ``other`` (another run's outcome: a shard's) into this one."""
+        self.rows += other.rows
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped.update(other.skipped)
+        self.known += other.known
+        self.planned += other.planned
+
 
 def run_suite(options: list[str], results_dir: Path, log: Path, title: str = "conformance",
               exitfirst: bool = False, timeout: float | None = None) -> Outcome:

@@ -39,6 +39,10 @@ def _check(args) -> int:
     options = [f"--seqbench-{name}={','.join(_values(getattr(args, name)))}"
                for name in ("backend", "device", "dtype", "op") if getattr(args, name)]
     options += ["--seqbench-large"] if args.large else []
+    if args.cluster:
+        from .cluster_sweeps import check_command
+
+        return check_command(args, [o for o in options if o.startswith(("--seqbench-dtype", "--seqbench-large"))])
     from .conformance.cases import Selection, check_selection
 
     check_selection(Selection(devices=tuple(_values(args.device)), dtypes=tuple(_values(args.dtype))),
@@ -59,6 +63,7 @@ def _add_narrowing(p, what_runs: str):
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
+    bench.add_cluster_options(p, "shards")
 
 
 DESCRIPTIONS = {

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def gpu_names() -> str:
+    """The NVIDIA GPUs of this machine as ``nvidia-smi`` names them (``"8 x NVIDIA H100 80GB HBM3"``), or ""."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    names = [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+    return ", ".join(f"{names.count(n)} x {n}" if names.count(n) > 1 else n for n in dict.fromkeys(names))
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -100,12 +112,15 @@ def unchecked_path(results_dir: str | Path) -> Path:
     return Path(results_dir) / f"{machine_name()}.unchecked.json"
 
 
-def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[dict] = ()) -> None:
-    """Merge ``rows`` into this machine's results file and keep its list of unchecked cases true: cases
-    that now have a row leave it, ``unreached`` ones join it (it is removed when empty)."""
+def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[dict] = (),
+                     machine: str | None = None) -> None:
+    """Merge ``rows`` into a machine's results file (this one's, or ``machine``'s: a cluster worker's) and keep
+    its list of unchecked cases true: cases that now have a row leave it, ``unreached`` ones join it (it is
+    removed when empty)."""
+    machine = machine or machine_name()
     if rows:
-        merge_jsonl(Path(results_dir) / f"{machine_name()}.jsonl", rows)
-    path = unchecked_path(results_dir)
+        merge_jsonl(Path(results_dir) / f"{machine}.jsonl", rows)
+    path = Path(results_dir) / f"{machine}.unchecked.json"
     checked = {row["test_id"] for row in rows}
     with locked(path):
         try:

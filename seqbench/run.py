@@ -70,6 +70,8 @@ def plan(args) -> tuple[list[str], dict[str, list[str]], list[str]]:
 
 
 def main(args) -> int:
+    if args.cluster:
+        return on_cluster(args)
     out = Path(args.out).resolve()
     results, logs = out / "results", out / "logs"
     backends, groups, notes = plan(args)
@@ -94,6 +96,12 @@ def main(args) -> int:
         if sweeps[group] and sweeps[group].interrupted:
             return _stopped(sweeps[group].interrupted, results)
 
+    return _report(out, groups, outcomes, sweeps, timings, started)
+
+
+def _report(out: Path, groups, outcomes, sweeps, timings, started) -> int:
+    """Write the report, print the summary; the exit status: 1 when a check or a benchmark failed."""
+    results = out / "results"
     t0 = time.monotonic()
     with console.phase("report", total=1) as bar:
         from .reports import write_report
@@ -109,6 +117,56 @@ def main(args) -> int:
     print(summary(groups, outcomes, sweeps, results, page, timings))
     failed = any(not o.ok for o in outcomes.values()) or any(s.code for s in sweeps.values() if s)
     return 1 if failed else 0
+
+
+def on_cluster(args) -> int:
+    """The main job over a Ray cluster (``--cluster``): the checks of every device the workers have in shards,
+    then the benchmarks in shards (the quick grid on CPU workers, the gpu grid on GPU workers), gathered into
+    ``<out>/results``; then the report and the summary here."""
+    from . import cluster
+    from . import cluster_sweeps as sweeps
+
+    out = Path(args.out).resolve()
+    results, logs = out / "results", out / "logs"
+    names = registry.names()
+    for name in _values(args.backend):
+        if name not in names:
+            raise ValueError(f"--backend must be one of {names}, got {name!r}")
+    if not args.backend:
+        args.backend = [",".join(n for n in names if n not in LEFT_OUT)]
+    ops = _values(args.op) or list(RUN_OPS)
+    root = bench.find_config(None).parent
+    large = ["--seqbench-large"] if args.large else []
+    check_spec = sweeps._spec(args, None, ops, options=["--seqbench-quick", *large], timeout=args.timeout,
+                              large=args.large, quick=True)
+    bench_spec = sweeps._spec(args, root, ops, grid=GRID, commit=cluster.commit(root))
+    bench_spec["ops"]["cuda"] = [o for o in ops if o in GPU_BENCH_OPS] or list(GPU_BENCH_OPS)
+    started, timings = time.monotonic(), {}
+    resources = cluster.connect(args.cluster, root, logs / "ray.log")
+    print(f"seqbench run --cluster {args.cluster}: {int(resources.get('CPU', 0))} CPUs, "
+          f"{int(resources.get('GPU', 0))} GPUs -> {out}/")
+    try:
+        plan_, notes = sweeps.plan(sweeps.check_survey, check_spec, resources, args.shards, "check")
+        for note in notes:
+            print(f"  {note}")
+        gathered = cluster.run_shards(plan_, sweeps.check_shard, check_spec,
+                                      sweeps.gather_rows(results / "conformance", logs), "conformance (cluster)")
+        outcome = sweeps.check_outcome(plan_, gathered, logs)
+        timings["conformance"] = gathered.seconds
+        if outcome.interrupted:
+            return _stopped(outcome.interrupted, results)
+        plan_, notes = sweeps.plan(sweeps.bench_survey, bench_spec, resources, args.shards, "benchmark")
+        gathered = cluster.run_shards(plan_, sweeps.bench_shard, bench_spec, cluster.gather_files(results, logs, "asv"),
+                                      "benchmarks (cluster)")
+        sweep = sweeps.as_sweep(gathered, plan_, notes)
+        timings["benchmarks"] = gathered.seconds
+        if sweep.interrupted:
+            return _stopped(sweep.interrupted, results)
+    finally:
+        cluster.shutdown()
+    devices = sorted({r["device"] for r in outcome.rows}, key=lambda d: (d != "cpu", d))
+    return _report(out, {k: [d for d in devices if (d == "cpu") == (k == "cpu")] for k in sweeps.KINDS},
+                   {"cluster": outcome}, {"cluster": sweep}, timings, started)
 
 
 def _stopped(where: str, results: Path) -> int:
@@ -145,7 +203,8 @@ def summary(groups, outcomes, sweeps, results, page, timings) -> str:
             lines.append(f"benchmarks {group}: {len(sweep.failed)} failed ({', '.join(sweep.failed[:4])}"
                          f"{', ...' if len(sweep.failed) > 4 else ''}); see {sweep.log}")
     lines += ["", *recommendations(results)]
-    logs = [str(o.log) for o in outcomes.values()] + [str(s.log) for s in sweeps.values() if s and s.log]
+    logs = list(dict.fromkeys([str(o.log) for o in outcomes.values()] + [str(s.log) for s in sweeps.values()
+                                                                           if s and s.log]))
     lines += ["", f"Report: {page}  (Markdown: {page.with_suffix('.md')})" if page else "Report: not written",
               f"Results: {results}/",
               f"Logs: {', '.join(logs)}",

@@ -133,7 +133,7 @@ def gpu_machine(monkeypatch):
 
 def _args(**kw):
     return argparse.Namespace(**{"backend": None, "device": None, "op": None, "large": False, "exitfirst": False,
-                                 "out": "out", **kw})
+                                 "out": "out", "cluster": None, **kw})
 
 
 def test_run_plans_every_device_here_and_narrows(gpu_machine):

@@ -135,6 +135,8 @@ def test_an_interrupted_check_keeps_what_it_did_and_a_rerun_completes_it(env, tm
     assert 1 <= len(kept) < 12 and all(r["passed"] for r in kept.values())  # readable, and what ran is there
     unchecked = json.loads((tmp_path / "r" / "faults.unchecked.json").read_text())["cases"]
     assert len(kept) + len(unchecked) == 12  # rnn: 2 dtypes x 3 shapes x forward and vjp
+    if sig == signal.SIGTERM:
+        return  # what follows does not depend on the signal
     report = seqbench(env, "report", str(tmp_path / "r"), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stdout + report.stderr
     assert "## Conformance not finished" in (tmp_path / "report" / "report.md").read_text()
