@@ -469,9 +469,10 @@ def _shape(entry, row) -> dict | None:
     are not parameters come from the op's last catalog shape without flags, and ``I = H``."""
     if entry is None:
         return None
-    plain = [s for s in entry.shapes if not any(s.get(f) for f in ("ragged", "reverse", "tied"))] or entry.shapes
-    base = {k: v for k, v in plain[-1].items() if k in SHAPE_KEYS}
-    shape = {k: row[k] if row.get(k) is not None else v for k, v in base.items()}
+    flags = ("ragged", "reverse", "tied")
+    plain = [s for s in entry.shapes if not any(s.get(f) for f in flags)] or entry.shapes
+    base = {k: v for k, v in plain[-1].items() if k not in flags}  # (sizes off the axes too, e.g. CBOW's M)
+    shape = {k: row[k] if k in SHAPE_KEYS and row.get(k) is not None else v for k, v in base.items()}
     if "I" in shape and row.get("I") is None and row.get("H") is not None:
         shape["I"] = row["H"]
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in shape.values()):

@@ -9,6 +9,7 @@ elsewhere (x1.5).
 import argparse
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -266,3 +267,22 @@ def test_the_roofline_uses_the_matmul_rate_a_sweep_measured(table):
     assert "matmul" not in set(table["op"])  # the peak is no workload
     gpu = table[table["machine"] == "gpubox"]
     assert gpu["peak_source"].str.contains("datasheet").all()
+
+
+def test_the_shape_of_a_benchmark_row_is_the_shape_the_suite_benchmarked():
+    """The report rebuilds each row's catalog shape (for FLOPs and bytes) as benchmarks/common.py builds it,
+    sizes off the axes included (CBOW's context width M)."""
+    from itertools import product
+
+    from seqbench import bench, catalog
+
+    config = bench.find_config(str(Path(__file__).resolve().parents[1] / "asv.conf.json"))
+    common = bench.suite_common(config, bench._load_config(config))
+    for op in catalog.ops().values():
+        if common.area(op) is None:
+            continue
+        params, names = common.params_of(op, "quick")
+        keys = [key for key, _ in common.shape_axes(op)]
+        for combo in product(*params[3:]):
+            row = {load.PARAM_ALIASES.get(n, n): v for n, v in zip(names[3:], combo)}
+            assert load._shape(op, row) == common.bench_shape(op, dict(zip(keys, combo))), op.name
