@@ -180,7 +180,8 @@ def plan_table(plan: list, gathered: Gathered | None = None) -> str:
         if gathered is not None:
             done = gathered.done.get(shard.index)
             line += [done["host"] if done else "-", f"{done['seconds']:.0f} s" if done else "-",
-                     done["status"] if done else f"FAILED: {gathered.failed.get(shard.index, 'not run')}"]
+                     done["status"] if done else f"FAILED: {gathered.failed[shard.index]}"
+                     if shard.index in gathered.failed else "interrupted: not finished"]
         rows.append(line)
     head = ["shard", "units", "estimated"] + (["worker", "took", "status"] if gathered is not None else [])
     return console.table(rows, head)

@@ -155,10 +155,11 @@ def _spec(args, root: Path | None, ops: list, **more) -> dict:
             "threads": os.environ.get("OMP_NUM_THREADS"), **more}
 
 
-def _announce(command: str, address: str, plan: list, notes: list) -> None:
+def _announce(command: str, address: str, plan: list, notes: list, resources: dict) -> None:
     units = sum(len(s.units) for s in plan)
+    workers = cluster.shard_counts(resources, None, timed=command == "bench")[0]
     print(f"seqbench {command} --cluster {address}: {units} units in {len(plan)} shards; estimated wall time "
-          f"{console.duration(shards.wall_time(plan))} (the costliest shard, by the FLOP model)")
+          f"{console.duration(shards.wall_time(plan, workers))} (FLOP model)")
     for note in notes:
         print(f"  left out: {note}")
     print(cluster.plan_table(plan))
@@ -181,7 +182,7 @@ def bench_command(args) -> int:
     resources = cluster.connect(args.cluster, root, results_dir / "logs" / "ray.log")
     try:
         shard_plan, notes = plan(bench_survey, spec, resources, args.shards, "benchmark")
-        _announce("bench", args.cluster, shard_plan, notes)
+        _announce("bench", args.cluster, shard_plan, notes, resources)
         if args.dry_run:
             return 0
         gathered = cluster.run_shards(shard_plan, bench_shard, spec,
@@ -208,7 +209,7 @@ def check_command(args, options: list) -> int:
     resources = cluster.connect(args.cluster, None, results_dir / "logs" / "ray.log")
     try:
         shard_plan, notes = plan(check_survey, spec, resources, args.shards, "check")
-        _announce("check", args.cluster, shard_plan, notes)
+        _announce("check", args.cluster, shard_plan, notes, resources)
         gathered = cluster.run_shards(shard_plan, check_shard, spec, gather_rows(results_dir, results_dir / "logs"),
                                       "conformance (cluster)")
     finally:

@@ -12,6 +12,10 @@ where ``overhead`` is the measured cost of a process that does no work
 each, and ``rate`` the sustained rate a recurrent cell reaches. Units are
 dealt longest first, each to the shard with the least cost so far (LPT: within
 4/3 of the best split), CPU units to CPU shards and GPU units to GPU shards.
+A shard's cost adds the start of each asv run (one per op) or conformance run
+(one per backend and device group) it makes, and a unit goes where it ends
+cheapest with that start counted: units of one run stay together unless the
+balance needs them apart.
 """
 
 from __future__ import annotations
@@ -55,6 +59,16 @@ class Unit:
     def gpu(self) -> bool:
         return any(d != "cpu" for d in self.devices)
 
+    @property
+    def run(self) -> tuple:
+        """The run of the suite a shard makes for this unit: one asv run per op, one conformance run per
+        backend and device group; units of one run share its start."""
+        return (self.kind, self.op) if self.kind == "bench" else (self.kind, self.backend, self.devices)
+
+    @property
+    def start(self) -> float:
+        return ASV_START_S if self.kind == "bench" else START_S
+
     def __str__(self) -> str:
         return f"{self.op}/{self.backend}/{','.join(self.devices)}" + (f"/{self.dtype}" if self.dtype else "")
 
@@ -69,7 +83,12 @@ class Shard:
 
     @property
     def cost(self) -> float:
-        return sum(u.cost for u in self.units)
+        """Its units' costs, and the start of each run of the suite it makes."""
+        return sum(u.cost for u in self.units) + sum({u.run: u.start for u in self.units}.values())
+
+    def cost_with(self, unit: Unit) -> float:
+        """Its cost once it holds ``unit`` too (a unit of a run it makes already adds no start)."""
+        return self.cost + unit.cost + (0.0 if any(u.run == unit.run for u in self.units) else unit.start)
 
     @property
     def name(self) -> str:
@@ -105,28 +124,29 @@ def process_cost(backend: str, device: str, flops: float, passes: float = 1.0) -
 
 def bench_unit(op: catalog.Op, backend: str, device: str, dtype: str, shapes: list, methods: list) -> Unit:
     """The benchmarks of one point over ``shapes`` (catalog shapes), ``methods`` each."""
-    cost = ASV_START_S + sum(process_cost(backend, device, op.flops(shape), BACKWARD if "backward" in method else 1.0)
-                             for shape in shapes for method in methods)
+    cost = sum(process_cost(backend, device, op.flops(shape), BACKWARD if "backward" in method else 1.0)
+               for shape in shapes for method in methods)
     return Unit("bench", op.name, backend, (device,), dtype, cost)
 
 
 def check_unit(op: catalog.Op, backend: str, devices: tuple, shapes: list) -> Unit:
     """The conformance cases of one (op, backend, device group); ``shapes``: one per case."""
     kind = _kind(devices[0])
-    cost = START_S + sum(CASE_S + COMPILE_S.get((backend, kind), 0.0) + (1 + BACKWARD) * op.flops(shape) / RATE[kind]
+    cost = sum(CASE_S + COMPILE_S.get((backend, kind), 0.0) + (1 + BACKWARD) * op.flops(shape) / RATE[kind]
                for shape in shapes)
     return Unit("check", op.name, backend, tuple(devices), "", cost)
 
 
 def deal(units: list, cpu_shards: int, gpu_shards: int) -> list[Shard]:
-    """Deal ``units`` into at most ``cpu_shards`` CPU and ``gpu_shards`` GPU shards, longest first to the least
-    loaded; empty shards are dropped. Raises ValueError when there are GPU units and no GPU shard may hold them."""
+    """Deal ``units`` into at most ``cpu_shards`` CPU and ``gpu_shards`` GPU shards, longest first to the shard
+    that ends least loaded with it (so units of one op stay together unless balance needs them apart); empty
+    shards are dropped. Raises ValueError when there are GPU units and no GPU shard may hold them."""
     if any(u.gpu for u in units) and gpu_shards < 1:
         raise ValueError("the sweep has GPU work and the cluster has no GPU: narrow it with --device cpu")
     shards = [Shard(k, False) for k in range(max(cpu_shards, 1))]
     shards += [Shard(len(shards) + k, True) for k in range(gpu_shards)]
     for unit in sorted(units, key=lambda u: (-u.cost, str(u))):
-        least = min((s for s in shards if s.gpu == unit.gpu), key=lambda s: (s.cost, s.index))
+        least = min((s for s in shards if s.gpu == unit.gpu), key=lambda s: (s.cost_with(unit), s.index))
         least.units.append(unit)
     kept = [s for s in shards if s.units]
     for k, shard in enumerate(kept):
@@ -134,7 +154,9 @@ def deal(units: list, cpu_shards: int, gpu_shards: int) -> list[Shard]:
     return kept
 
 
-def wall_time(shards: list[Shard]) -> float:
-    """Estimated seconds of the sweep: its costliest shard, where every shard has a worker of its own (benchmark
-    shards on one machine take turns: there the sum of theirs)."""
-    return max((s.cost for s in shards), default=0.0)
+def wall_time(shards: list[Shard], cpu_workers: int) -> float:
+    """Estimated seconds of the sweep: its costliest shard, or the CPU shards' sum over ``cpu_workers`` (the
+    nodes for benchmarks, which take turns on a machine; the CPUs for conformance) where that is more; every
+    GPU shard has a GPU of its own."""
+    cpu = [s.cost for s in shards if not s.gpu]
+    return max([s.cost for s in shards] + [sum(cpu) / max(cpu_workers, 1)])

@@ -21,19 +21,32 @@ NO_RAY = "Ray is not installed (pip install 'seqbench[cluster]')"
 # --- the shard plan -------------------------------------------------------------------------------------------
 
 
-def _units(costs, gpu=False):
-    return [shards.Unit("bench", f"op{k}", "b", ("cuda" if gpu else "cpu",), "float32", c) for k, c in enumerate(costs)]
+def _units(costs, gpu=False, op=None):
+    return [shards.Unit("bench", op or f"op{k}", f"b{k}", ("cuda" if gpu else "cpu",), "float32", c)
+            for k, c in enumerate(costs)]
 
 
 def test_units_are_dealt_longest_first_to_the_least_loaded_shard():
     plan = shards.deal(_units([1, 6, 3, 5, 2, 4]), cpu_shards=3, gpu_shards=0)
     assert [[u.cost for u in s.units] for s in plan] == [[6, 1], [5, 2], [4, 3]]
-    assert [s.index for s in plan] == [0, 1, 2] and shards.wall_time(plan) == 7
+    start = shards.ASV_START_S  # each op is one asv run of its own
+    assert [s.index for s in plan] == [0, 1, 2] and [s.cost for s in plan] == [7 + 2 * start] * 3
+    assert shards.wall_time(plan, cpu_workers=3) == 7 + 2 * start
+    assert shards.wall_time(plan, cpu_workers=1) == 3 * (7 + 2 * start)  # on one machine they take turns
+
+
+def test_a_unit_goes_where_it_ends_cheapest_with_the_start_of_its_run_counted():
+    units = _units([36, 3], op="gru") + _units([30], op="lstm")
+    plan = shards.deal(units, cpu_shards=2, gpu_shards=0)
+    # the small gru unit joins the gru run (36 + 3 + one start) rather than start a second one beside lstm's
+    assert [[(u.op, u.cost) for u in s.units] for s in plan] == [[("gru", 36), ("gru", 3)], [("lstm", 30)]]
+    apart = shards.deal(_units([3, 3, 3, 3], op="lstm"), cpu_shards=2, gpu_shards=0)
+    assert [len(s.units) for s in apart] == [2, 2]  # on two workers two starts are cheaper than twice the work
 
 
 def test_gpu_units_go_to_gpu_shards_and_need_one():
     plan = shards.deal(_units([1, 1]) + _units([9, 9], gpu=True), cpu_shards=1, gpu_shards=2)
-    assert [(s.gpu, s.cost) for s in plan] == [(False, 2), (True, 9), (True, 9)]
+    assert [(s.gpu, s.cost - shards.ASV_START_S * len(s.units)) for s in plan] == [(False, 2), (True, 9), (True, 9)]
     with pytest.raises(ValueError, match="no GPU"):
         shards.deal(_units([1], gpu=True), cpu_shards=2, gpu_shards=0)
     assert len(shards.deal(_units([1]), cpu_shards=4, gpu_shards=0)) == 1  # empty shards are dropped
