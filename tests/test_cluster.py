@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import bench, catalog, cli, cluster, cluster_sweeps, results, shards
+from seqbench import bench, catalog, cli, cluster, cluster_sweeps, registry, results, shards
 from seqbench.asv_merge import merge_folder, merge_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,3 +267,42 @@ def test_sweeps_take_turns_per_device(tmp_path, monkeypatch):
         with pytest.raises(bench.BenchError, match="another benchmark sweep is running .* seqbench bench on gpu-2"):
             with bench.machine_lock(args, ["gpu-2"]):
                 pass
+
+
+def test_the_main_job_on_a_cluster_checks_then_benchmarks_every_device_the_workers_have(monkeypatch, tmp_path, capsys):
+    """``seqbench run --cluster``, the engine faked: the checks (the main job's quick selection) and then the
+    benchmarks (quick grid on CPU workers, gpu grid of the LSTM on GPU workers) as shards, then the summary."""
+    from seqbench import check, run
+
+    planned = []
+
+    def plan(survey, spec, resources, asked, what):
+        planned.append((what, spec["ops"], spec.get("grid"), spec.get("options"), spec["backends"]))
+        return [shards.Shard(0, False, [shards.Unit("check", "rnn", "numpy", ("cpu",))])], [f"{what}: a note"]
+
+    def run_shards(plan_, work, spec, gather, title):
+        rows = [{"test_id": "t1", "backend": "numpy", "device": "cpu", "dtype": "float32", "op": "rnn",
+                 "passed": True, "max_err_eps": 1.0, "ratio": 1.0, "time": "2026-11-27T00:00:00+00:00"}]
+        returned = {"outcome": check.Outcome(rows=rows, passed=1), "machine": "worker-1", "files": {}, "log": "",
+                    "host": "worker-1", "seconds": 1.0, "status": "1 passed", "counts": {"ok": 3}}
+        gathered = cluster.Gathered(plan_, done={0: returned})
+        gathered.logs = gather(plan_[0], returned)
+        return gathered
+
+    monkeypatch.setattr(cluster, "connect", lambda address, root, log: {"CPU": 4.0, "GPU": 2.0})
+    monkeypatch.setattr(cluster, "shutdown", lambda: None)
+    monkeypatch.setattr(cluster, "run_shards", run_shards)
+    monkeypatch.setattr(cluster_sweeps, "plan", plan)
+    monkeypatch.setattr(run, "recommendations", lambda results: ["Fastest conforming backend: (fake)"])
+    monkeypatch.chdir(ROOT)
+    args = cli.parser().parse_args(["run", "--cluster", "ray://head:10001", "--out", str(tmp_path / "out")])
+    assert run.main(args) == 0
+    out = capsys.readouterr().out
+    every = [n for n in registry.names() if n not in run.LEFT_OUT]
+    assert planned == [
+        ("check", {"cpu": list(run.RUN_OPS), "cuda": list(run.RUN_OPS)}, None, ["--seqbench-quick"], every),
+        ("benchmark", {"cpu": list(run.RUN_OPS), "cuda": ["lstm"]}, run.GRID, None, every)]
+    assert "seqbench run --cluster ray://head:10001: 4 CPUs, 2 GPUs" in out and "check: a note" in out
+    assert results.read_jsonl(tmp_path / "out" / "results" / "conformance" / "worker-1.jsonl")[0]["test_id"] == "t1"
+    assert (tmp_path / "out" / "logs" / "conformance-shard-1.log").exists()
+    assert "Fastest conforming backend: (fake)" in out and "Wall time: conformance" in out
