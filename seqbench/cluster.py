@@ -71,8 +71,10 @@ def connect(address: str, root: Path | None, log: Path) -> dict:
     options = {"address": address, "log_to_driver": False, "include_dashboard": False, "configure_logging": False}
     if address != "local":
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED) and k != "SEQBENCH_MACHINE"}
-        shipped = {"working_dir": str(root), "excludes": [".venv", "env", "results", "seqbench-run"]} if root else {}
-        options["runtime_env"] = {"env_vars": env, **shipped}
+        shipped = {"working_dir": str(root), "excludes": [".venv", "venv", "env", "results", "seqbench-run"]}
+        options["runtime_env"] = {"env_vars": env, **(shipped if root else {})}
+        if root:  # asv reads the commit from git: the checkout goes with its .git, which Ray leaves out by default
+            os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "__pycache__")
     log.parent.mkdir(parents=True, exist_ok=True)
     with console.to_log(log):  # Ray's own start-up messages
         try:

@@ -4,6 +4,7 @@ instance with CPU workers: the same rows as without the cluster, and a worker th
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -162,16 +163,34 @@ def _measured(folder: Path) -> dict:
     return {k: v for k, v in points.items() if not math.isnan(v)}
 
 
-@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="asv records the commit from git: needs a git checkout")
-def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_path):
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray cluster's head node on this machine, started as an operator starts one (``ray start --head``): a
+    sweep joins it by address, and the checkout reaches its workers through Ray's working_dir."""
     pytest.importorskip("ray", reason=NO_RAY)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus=2",
+                             "--include-dashboard=false", f"--port={port}", "--node-ip-address=127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "HOME": str(tmp_path / "home")})
+    yield f"127.0.0.1:{port}"
+    os.killpg(head.pid, signal.SIGINT)  # --block: its processes stop with it (in 2 s; SIGTERM takes 30)
+    head.wait(timeout=60)
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="asv records the commit from git: needs a git checkout")
+def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_path, ray_head):
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
     narrow = ["--op", "embedding_lookup,softmax_prob,glove_cost", "--backend", "numpy"]  # one shape each
     plain = tmp_path / "plain"
     _seqbench(tmp_path, "bench", *narrow, "--set-commit-hash", "HEAD", "--results-dir", str(plain),
               "--log", str(tmp_path / "asv.log"))
     sharded = tmp_path / "sharded"
-    out = _seqbench(tmp_path, "bench", *narrow, "--cluster", "local", "--shards", "3", "--results-dir", str(sharded))
+    out = _seqbench(tmp_path, "bench", *narrow, "--cluster", ray_head, "--shards", "3", "--results-dir", str(sharded))
     assert "3 units in 3 shards" in out.stdout and "3 done, 0 failed" in out.stdout, out.stdout
     assert sorted(p.name for p in (sharded / "logs").glob("asv-shard-*.log")) == [
         "asv-shard-1.log", "asv-shard-2.log", "asv-shard-3.log"]
