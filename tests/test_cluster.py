@@ -139,15 +139,20 @@ def test_without_ray_the_message_says_how_to_install_it(capsys, monkeypatch, tmp
 # --- real sweeps on a local Ray instance -------------------------------------------------------------------------
 
 
-def _seqbench(tmp_path, *args):
+def _seqbench(tmp_path, *args) -> subprocess.Popen:
+    """A ``seqbench`` command, started; :func:`_finished` waits for it."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEQBENCH_")}, "HOME": str(home),
            "SEQBENCH_MACHINE": "box", "SEQBENCH_CACHE_DIR": str(tmp_path / "cache"),
            "SEQBENCH_PREIMPORT": "0"}  # numpy only: asv's fork server need not import torch and jax
-    out = subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=ROOT, capture_output=True, text=True,
-                         env=env, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
+    return subprocess.Popen([sys.executable, "-m", "seqbench", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _finished(command: subprocess.Popen) -> str:
+    out = command.communicate(timeout=600)[0]
+    assert command.returncode == 0, out
     return out
 
 
@@ -163,11 +168,13 @@ def _measured(folder: Path) -> dict:
     return {k: v for k, v in points.items() if not math.isnan(v)}
 
 
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray cluster's head node on this machine, started as an operator starts one (``ray start --head``): a
-    sweep joins it by address, and the checkout reaches its workers through Ray's working_dir."""
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A Ray cluster's head node on this machine, started as an operator starts one (``ray start --head``), its
+    workers named "box" as :func:`_seqbench` names this machine: a sweep joins it by address, and the checkout
+    reaches its workers through Ray's working_dir."""
     pytest.importorskip("ray", reason=NO_RAY)
+    tmp_path = tmp_path_factory.mktemp("head")
     import socket
 
     with socket.socket() as s:
@@ -176,7 +183,7 @@ def ray_head(tmp_path):
     head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus=2",
                              "--include-dashboard=false", f"--port={port}", "--node-ip-address=127.0.0.1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "HOME": str(tmp_path / "home")})
+                            env={**os.environ, "HOME": str(tmp_path / "home"), "SEQBENCH_MACHINE": "box"})
     yield f"127.0.0.1:{port}"
     os.killpg(head.pid, signal.SIGINT)  # --block: its processes stop with it (in 2 s; SIGTERM takes 30)
     head.wait(timeout=60)
@@ -186,12 +193,14 @@ def ray_head(tmp_path):
 def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_path, ray_head):
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
     narrow = ["--op", "embedding_lookup,softmax_prob,glove_cost", "--backend", "numpy"]  # one shape each
-    plain = tmp_path / "plain"
-    _seqbench(tmp_path, "bench", *narrow, "--set-commit-hash", "HEAD", "--results-dir", str(plain),
-              "--log", str(tmp_path / "asv.log"))
-    sharded = tmp_path / "sharded"
-    out = _seqbench(tmp_path, "bench", *narrow, "--cluster", ray_head, "--shards", "3", "--results-dir", str(sharded))
-    assert "3 units in 3 shards" in out.stdout and "3 done, 0 failed" in out.stdout, out.stdout
+    plain, sharded = tmp_path / "plain", tmp_path / "sharded"
+    # side by side: the shards wait for the plain sweep's lock on this machine's CPU, so no timing overlaps
+    first = _seqbench(tmp_path, "bench", *narrow, "--set-commit-hash", "HEAD", "--results-dir", str(plain),
+                      "--log", str(tmp_path / "asv.log"))
+    out = _finished(_seqbench(tmp_path, "bench", *narrow, "--cluster", ray_head, "--shards", "3",
+                              "--results-dir", str(sharded)))
+    _finished(first)
+    assert "3 units in 3 shards" in out and "3 done, 0 failed" in out, out
     assert sorted(p.name for p in (sharded / "logs").glob("asv-shard-*.log")) == [
         "asv-shard-1.log", "asv-shard-2.log", "asv-shard-3.log"]
     assert _measured(sharded).keys() == _measured(plain).keys()
@@ -206,47 +215,43 @@ def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_pa
 def test_a_sharded_check_gives_the_rows_of_the_plain_check(tmp_path):
     pytest.importorskip("ray", reason=NO_RAY)
     narrow = ["--backend", "numpy", "--op", "embedding_lookup,softmax_prob,glove_cost", "--dtype", "float32"]
-    _seqbench(tmp_path, "check", *narrow, "--results-dir", str(tmp_path / "plain"))
-    out = _seqbench(tmp_path, "check", *narrow, "--cluster", "local", "--shards", "3",
-                    "--results-dir", str(tmp_path / "sharded"))
-    assert "3 units in 3 shards" in out.stdout and "0 failed" in out.stdout
+    first = _seqbench(tmp_path, "check", *narrow, "--results-dir", str(tmp_path / "plain"))  # side by side
+    out = _finished(_seqbench(tmp_path, "check", *narrow, "--cluster", "local", "--shards", "3",
+                              "--results-dir", str(tmp_path / "sharded")))
+    _finished(first)
+    assert "3 units in 3 shards" in out and "0 failed" in out, out
     verdicts = [{r["test_id"]: (r["passed"], r["max_err_eps"]) for r in results.read_jsonl(tmp_path / f / "box.jsonl")}
                 for f in ("plain", "sharded")]
     assert verdicts[0] == verdicts[1] and len(verdicts[0]) == 14
 
 
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    pytest.importorskip("ray", reason=NO_RAY)
+def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplicated(ray_head, tmp_path):
     import dying_shards
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(dying_shards)  # the workers need not import it
-    resources = cluster.connect("local", None, tmp_path_factory.mktemp("ray") / "ray.log")
-    yield resources, dying_shards
-    cluster.shutdown()
-
-
-def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplicated(local_ray, tmp_path):
-    resources, dying_shards = local_ray
-    ops = ["embedding_lookup", "softmax_prob", "glove_cost"]
-    spec = {"backends": ["numpy"], "devices": [], "dtypes": ["float32"], "ops": {"cpu": ops}, "large": False,
-            "quick": False, "options": ["--seqbench-dtype=float32"], "timeout": None, "threads": None,
-            "die": {0: "once", 1: "always"}, "markers": str(tmp_path)}
-    plan, _ = cluster_sweeps.plan(cluster_sweeps.check_survey, spec, resources, 3, "check")
-    assert len(plan) == 3
-    folder = tmp_path / "results"
-    gathered = cluster.run_shards(plan, dying_shards.dies, spec, cluster_sweeps.gather_rows(folder, folder / "logs"),
-                                  "conformance (cluster)")
-    outcome = cluster_sweeps.check_outcome(plan, gathered, folder / "logs")
-    rows = results.read_jsonl(folder / f"{results.machine_name()}.jsonl")
-    assert len(rows) == len({r["test_id"] for r in rows})  # nothing twice
-    dead = {u.op for u in plan[1].units}
-    assert {r["op"] for r in rows} == {r["op"] for r in outcome.rows} == set(ops) - dead  # shard 1's run again
-    assert sorted(gathered.done) == [0, 2] and list(gathered.failed) == [1]
-    assert "WorkerCrashedError" in gathered.failed[1] and "it ran twice" in gathered.failed[1]
-    assert [message for _, message in outcome.failed] == [f"its shard failed: {gathered.failed[1]}"]
-    assert "FAILED" in cluster.plan_table(plan, gathered)
+    resources = cluster.connect(ray_head, None, tmp_path / "ray.log")
+    try:
+        ops = ["embedding_lookup", "softmax_prob", "glove_cost"]
+        spec = {"backends": ["numpy"], "devices": [], "dtypes": ["float32"], "ops": {"cpu": ops}, "large": False,
+                "quick": False, "options": ["--seqbench-dtype=float32"], "timeout": None, "threads": None,
+                "die": {0: "once", 1: "always"}, "markers": str(tmp_path)}
+        plan, _ = cluster_sweeps.plan(cluster_sweeps.check_survey, spec, resources, 3, "check")
+        assert len(plan) == 3
+        folder = tmp_path / "results"
+        gather = cluster_sweeps.gather_rows(folder, folder / "logs")
+        gathered = cluster.run_shards(plan, dying_shards.dies, spec, gather, "conformance (cluster)")
+        outcome = cluster_sweeps.check_outcome(plan, gathered, folder / "logs")
+        rows = results.read_jsonl(folder / "box.jsonl")  # the workers' machine
+        assert len(rows) == len({r["test_id"] for r in rows})  # nothing twice
+        dead = {u.op for u in plan[1].units}
+        assert {r["op"] for r in rows} == {r["op"] for r in outcome.rows} == set(ops) - dead  # shard 0's came back
+        assert sorted(gathered.done) == [0, 2] and list(gathered.failed) == [1]
+        assert "WorkerCrashedError" in gathered.failed[1] and "it ran twice" in gathered.failed[1]
+        assert [message for _, message in outcome.failed] == [f"its shard failed: {gathered.failed[1]}"]
+        assert "FAILED" in cluster.plan_table(plan, gathered)
+    finally:
+        cluster.shutdown()
 
 
 # --- heterogeneous workers: each machine names its GPU; sweeps on different GPUs of one machine run side by side
