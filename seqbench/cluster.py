@@ -222,14 +222,19 @@ def returned(files: dict, log: Path, seconds: float, status: str, **more) -> dic
             "seconds": seconds, "status": status, **more}
 
 
+def write_log(logs: Path, prefix: str, shard, returned: dict) -> list:
+    """A finished shard's log, written as ``<logs>/<prefix>-shard-K.log``; its path, for the summary."""
+    log = logs / f"{prefix}-shard-{shard.index + 1}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(returned["log"])
+    return [log]
+
+
 def gather_files(results_dir: Path, logs: Path, prefix: str):
     """A ``gather`` for :func:`run_shards`: a shard's asv files merged into ``results_dir``, its log written."""
     def gather(shard, returned: dict) -> list:
         asv_merge.merge_folder(results_dir, returned["files"])
-        log = logs / f"{prefix}-shard-{shard.index + 1}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(returned["log"])
-        return [log]
+        return write_log(logs, prefix, shard, returned)
     return gather
 
 

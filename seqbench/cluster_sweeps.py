@@ -125,10 +125,7 @@ def gather_rows(results_dir: Path, logs: Path):
     """A ``gather`` for conformance shards: rows merged into the worker machine's file, the log written."""
     def gather(shard, returned: dict) -> list:
         results.save_conformance(results_dir, returned["outcome"].rows, machine=returned["machine"])
-        log = logs / f"conformance-shard-{shard.index + 1}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(returned["log"])
-        return [log]
+        return cluster.write_log(logs, "conformance", shard, returned)
     return gather
 
 

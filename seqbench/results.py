@@ -107,9 +107,9 @@ def merge_jsonl(path: str | Path, rows: list[dict], key: str = "test_id") -> lis
     return merged
 
 
-def unchecked_path(results_dir: str | Path) -> Path:
-    """This machine's list of conformance cases an interrupted run did not reach."""
-    return Path(results_dir) / f"{machine_name()}.unchecked.json"
+def unchecked_path(results_dir: str | Path, machine: str | None = None) -> Path:
+    """A machine's (by default this one's) list of conformance cases an interrupted run did not reach."""
+    return Path(results_dir) / f"{machine or machine_name()}.unchecked.json"
 
 
 def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[dict] = (),
@@ -120,7 +120,7 @@ def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[
     machine = machine or machine_name()
     if rows:
         merge_jsonl(Path(results_dir) / f"{machine}.jsonl", rows)
-    path = Path(results_dir) / f"{machine}.unchecked.json"
+    path = unchecked_path(results_dir, machine)
     checked = {row["test_id"] for row in rows}
     with locked(path):
         try:
