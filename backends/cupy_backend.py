@@ -6,13 +6,22 @@
   its ``r`` multiplies ``h_{t-1}`` before ``W_hh``); BPTT runs fused backward
   kernels per step and the weight gradients as GEMMs over all steps.
   Bidirectional and stacked RNNs compose single passes.
+* The step loops, forward and backward, run from CUDA graphs
+  (:mod:`.cupy_graphs`): captured once per buffer set, replayed per call, so
+  a step costs the GPU's work, not Python's.
 * Small batches (B ≤ 16) run the forward sequence in ONE persistent kernel
   (``kernels/persistent_lstm.cu``): recurrent weights in shared memory for the
   whole sequence, a grid-wide barrier between steps, cooperative launch. It
-  is chosen automatically where it fits (see :class:`PersistentPlanner`);
-  ``SEQBENCH_CUPY_RECURRENT_PATH=fused|persistent|auto`` (or the
-  ``recurrent_path`` attribute) overrides, and ``last_paths`` records which
-  path the last call took.
+  is chosen automatically where it fits (see :class:`PersistentPlanner`).
+
+Paths (:data:`PATHS`): ``auto`` (persistent where it fits, else graph),
+``graph``, ``persistent`` (forward; an error where it does not fit) and
+``fused`` (the step loops run from the host, one launch at a time: the path
+before graphs, kept for comparison). Each is a backend of its own name —
+``cupy`` (auto), ``cupy-graph``, ``cupy-fused`` — so reports compare them;
+``SEQBENCH_CUPY_RECURRENT_PATH`` (or the ``recurrent_path`` attribute)
+overrides ``cupy``'s, and ``last_paths`` records which path each forward
+sequence of the last call took.
 * Embedding objectives (:mod:`.cupy_embedding`): negative sampling and GloVe,
   loss and gradient in one kernel launch each, sparse row updates by atomics.
 
@@ -44,7 +53,7 @@ import numpy as np
 
 from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps
 
-from . import cupy_cells, cupy_embedding
+from . import cupy_cells, cupy_embedding, cupy_graphs
 from .cupy_cells import SUFFIX, Context
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
@@ -78,6 +87,8 @@ PERSISTENT_THREADS = 256  # in persistent_lstm.cu
 PERSISTENT_MAX_B = 16
 PERSISTENT_ROWS = {"rnn": 1, "lstm": 4, "gru_notes": 2, "gru_reset_after": 3}  # R (+1 for W_hh: notes)
 MAX_GRID = 65535
+#: The recurrent paths (see the module docstring).
+PATHS = ("auto", "graph", "persistent", "fused")
 
 
 def suffixes(source: str, half: bool = True) -> tuple:
@@ -161,6 +172,7 @@ class HostKernels:
 
     def __init__(self, library: str | Path):
         self.lib = ctypes.CDLL(str(library))
+        self._recording: list | None = None  # launches deferred by a capture (see `graphs`)
 
     @staticmethod
     def _arg(value):
@@ -180,15 +192,50 @@ class HostKernels:
         return getattr(self.lib, f"{name}_{SUFFIX[dtype]}")
 
     def launch(self, name, dtype, n, *args):
-        self.function(name, dtype)(*(self._arg(a) for a in args))
+        fn, c_args = self.function(name, dtype), tuple(self._arg(a) for a in args)
+        self._run(lambda: fn(*c_args))
 
     launch_warps = launch
 
-    def context(self, persistent_sms: int | None = None) -> Context:
+    def gemm(self, a, b, out):
+        self._run(lambda: np.matmul(a, b, out=out))
+
+    def _run(self, call):
+        if self._recording is None:
+            call()
+        else:
+            self._recording.append(call)
+
+    def graphs(self, capacity: int = cupy_graphs.CAPACITY) -> cupy_graphs.StepGraphs:
+        """Step graphs with a CUDA graph's semantics over the host build: a capture records the
+        loop's launches and GEMMs with their arguments (pointers, step numbers) frozen and runs
+        nothing; a replay runs the record. A loop that read a device value on the host, or
+        allocated, during its capture would compute wrong results here, as on a GPU."""
+
+        def capture(loop):
+            self._recording = calls = []
+            try:
+                loop()
+            finally:
+                self._recording = None
+            return calls
+
+        def replay(calls):
+            for call in calls:
+                call()
+
+        def layout(a):
+            return a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str
+
+        return cupy_graphs.StepGraphs(capture, replay, lambda loop: loop(), layout, capacity, gemm=self.gemm)
+
+    def context(self, persistent_sms: int | None = None, graphs: cupy_graphs.StepGraphs | None = None) -> Context:
         """A NumPy context; with ``persistent_sms``, forward sequences run the persistent
-        kernel's host emulation as if the device had that many SMs."""
+        kernel's host emulation as if the device had that many SMs; with ``graphs`` (from
+        :meth:`graphs`), the step loops run through them."""
+        steps = {} if graphs is None else {"gemm": graphs.gemm, "graphs": graphs}
         if persistent_sms is None:
-            return Context(np, self.launch, self.launch_warps)
+            return Context(np, self.launch, self.launch_warps, **steps)
 
         def persistent(spec, P, xp_all, hs, cs, y, saved, rh, lengths):
             B, H = hs.shape[1:]
@@ -200,7 +247,7 @@ class HostKernels:
                                                                            lengths, U)))
             return True
 
-        return Context(np, self.launch, self.launch_warps, persistent)
+        return Context(np, self.launch, self.launch_warps, persistent, **steps)
 
     def persistent_smem_bytes(self, kernel: str, dtype: str, B: int, H: int, U: int) -> int:
         fn = getattr(self.lib, f"persistent_smem_bytes_{kernel}_{SUFFIX[dtype]}")
@@ -318,7 +365,6 @@ class PersistentPlanner:
         self.sms = rt.deviceGetAttribute(rt.cudaDevAttrMultiProcessorCount, dev)
         self.smem_max = rt.deviceGetAttribute(rt.cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)
         self.cooperative = bool(rt.deviceGetAttribute(rt.cudaDevAttrCooperativeLaunch, dev))
-        self.paths: list = []  # what each sequence of the last call ran on
         self._plans: dict = {}  # (kernel, B, H, dtype) -> plan or reason
 
     def plan(self, kernel: str, B: int, H: int, dtype: str):
@@ -342,8 +388,7 @@ class PersistentPlanner:
         return grid, U, smem
 
     def __call__(self, spec, P, xp_all, hs, cs, y, saved, rh, lengths) -> bool:
-        if self.mode == "fused":
-            self.paths.append("fused")
+        if self.mode in ("fused", "graph"):
             return False
         B, H = hs.shape[1:]
         dtype = hs.dtype.name
@@ -354,13 +399,11 @@ class PersistentPlanner:
         if isinstance(plan, str):
             if self.mode == "persistent":
                 raise RuntimeError(f"recurrent_path='persistent' but the persistent kernel does not fit: {plan}")
-            self.paths.append("fused")
             return False
         grid, U, smem = plan
         fn = self.kernels.function(f"persistent_{spec.kernel}_forward", dtype)
         fn((grid,), (PERSISTENT_THREADS,), persistent_args(spec, P, xp_all, hs, cs, y, saved, rh, lengths, U),
            shared_mem=smem)
-        self.paths.append("persistent")
         return True
 
 
@@ -385,6 +428,8 @@ def _nvidia_driver() -> bool:
 
 class CupyBackend(Backend):
     name = "cupy"
+    #: The recurrent path (:data:`PATHS`); ``None``: ``$SEQBENCH_CUPY_RECURRENT_PATH``, else ``auto``.
+    path: str | None = None
     #: float16 (half storage, float arithmetic in the kernels, cuBLAS for the GEMMs) where the
     #: half kernels compiled; bfloat16 has no CuPy dtype.
     dtypes_by_device = {"cuda": ("float32", "float64", "float16")}
@@ -407,9 +452,11 @@ class CupyBackend(Backend):
         self.cp = cupy
         self._count = count
         self.compiler = _compiler()
-        self.recurrent_path = os.environ.get("SEQBENCH_CUPY_RECURRENT_PATH", "auto")
+        self.recurrent_path = self.path or os.environ.get("SEQBENCH_CUPY_RECURRENT_PATH", "auto")
         self._kernels: dict[int, GpuKernels] = {}
         self._planners: dict[int, PersistentPlanner] = {}
+        self._graphs: dict[int, cupy_graphs.StepGraphs | str] = {}
+        self._paths: list = []
         self._peak: dict[int, int] = {}
         self._tracking = False
         try:
@@ -417,6 +464,8 @@ class CupyBackend(Backend):
         except Exception as error:
             raise BackendUnavailable(f"the CUDA kernels did not compile or load with {self.compiler} "
                                      f"({type(error).__name__}: {str(error)[:2000]})") from None
+        if self.path == "graph" and isinstance(self._step_graphs(0), str):
+            raise BackendUnavailable(f"cuBLAS for captured GEMMs did not load: {self._step_graphs(0)}")
 
     # --- devices ---------------------------------------------------------------------------
 
@@ -433,20 +482,41 @@ class CupyBackend(Backend):
                 self._kernels[index] = GpuKernels(self.cp, index, self.compiler)
         return self._kernels[index]
 
+    def _step_graphs(self, index: int) -> cupy_graphs.StepGraphs | str:
+        """The device's step graphs, or why they are unavailable (the loops then run from the host)."""
+        if index not in self._graphs:
+            try:
+                with self.cp.cuda.Device(index):
+                    cublas = cupy_graphs.Cublas(self.cp, tf32=self.math_mode("cuda", "float32") == "tf32")
+                    self._graphs[index] = cupy_graphs.StepGraphs.on_device(self.cp, cublas)
+            except Exception as error:  # noqa: BLE001 - reported by graph_status; the host loop still works
+                self._graphs[index] = f"{type(error).__name__}: {str(error)[:500]}"
+        return self._graphs[index]
+
     def _context(self, index: int) -> Context:
         kernels = self._gpu(index)
-        if self.recurrent_path not in ("auto", "fused", "persistent"):
-            raise ValueError(f"recurrent_path must be auto, fused or persistent, got {self.recurrent_path!r}")
+        if self.recurrent_path not in PATHS:
+            raise ValueError(f"recurrent_path must be one of {', '.join(PATHS)}, got {self.recurrent_path!r}")
         planner = self._planners.get(index)
         if planner is None or planner.mode != self.recurrent_path:
             planner = self._planners[index] = PersistentPlanner(self.cp, kernels, self.recurrent_path)
-        planner.paths = []
-        return Context(self.cp, kernels.launch, kernels.launch_warps, planner)
+        graphs = None if self.recurrent_path == "fused" else self._step_graphs(index)
+        steps = {} if graphs is None or isinstance(graphs, str) else {"gemm": graphs.gemm, "graphs": graphs}
+        ctx = Context(self.cp, kernels.launch, kernels.launch_warps, planner, **steps)
+        self._paths = ctx.paths
+        return ctx
 
     @property
     def last_paths(self) -> list:
-        """``"persistent"`` or ``"fused"`` for each forward sequence of the last call (on any device)."""
-        return [p for planner in self._planners.values() for p in planner.paths]
+        """``"persistent"``, ``"graph"`` or ``"fused"`` for each forward sequence of the last call."""
+        return list(self._paths)
+
+    def graph_status(self, device: str = "cuda") -> dict:
+        """The step graphs of ``device``: graphs captured and replayed so far, and why not, if they failed."""
+        graphs = self._step_graphs(self._index(device))
+        if isinstance(graphs, str):
+            return {"captures": 0, "replays": 0, "error": graphs}
+        return {"captures": graphs.captures, "replays": graphs.replays, "error": graphs.error}
 
     def dtypes(self, device):
         dtypes = super().dtypes(device)
@@ -550,3 +620,17 @@ class CupyBackend(Backend):
     def math_mode(self, device, dtype):
         # CuPy's matmul uses TF32 tensor cores for float32 only when CUPY_TF32=1.
         return "tf32" if dtype == "float32" and os.environ.get("CUPY_TF32", "0") != "0" else "ieee"
+
+
+class CupyGraphBackend(CupyBackend):
+    """``cupy`` with every recurrent sequence, forward and backward, run step by step from CUDA graphs."""
+
+    name = "cupy-graph"
+    path = "graph"
+
+
+class CupyFusedBackend(CupyBackend):
+    """``cupy`` with the step loops run from the host, one launch at a time (the path before graphs)."""
+
+    name = "cupy-fused"
+    path = "fused"

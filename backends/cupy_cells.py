@@ -19,6 +19,9 @@ and its backward pass (BPTT)::
                        dh_rec = da_t W_h               (the gradient reaching h_{t-1})
     dW_x = daᵀ x,  dW_h = daᵀ h_{<T},  db = Σ da,  dx = da W_x   (GEMMs over all T·B rows)
 
+Both loops allocate nothing and read nothing back, so a GPU context can run
+them from CUDA graphs (:mod:`.cupy_graphs`): captured once, replayed per call.
+
 Gates of a cell are packed into one matrix per side (``W_x: (G·H, I)``,
 ``W_h: (R·H, H)``), in the order of :data:`CELLS`. The notes' GRU applies
 ``r`` before its ``W_hh`` product, so its step has a second GEMM and kernel.
@@ -26,7 +29,7 @@ Gates of a cell are packed into one matrix per side (``W_x: (G·H, I)``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -85,13 +88,38 @@ def cell_spec(cell: str, variant: str = "notes") -> CellSpec:
 class Context:
     """Where the ops run: an array module, a launcher ``launch(name, dtype, n, *args)`` of the
     elementwise kernels (``n`` threads), ``launch_warps(name, dtype, n, *args)`` of the
-    one-warp-per-item kernels, and optionally ``persistent(spec, packed, buffers) -> bool``,
-    which runs a whole forward sequence in one persistent kernel when it fits (GPU only)."""
+    one-warp-per-item kernels, and optionally:
+
+    * ``persistent(spec, packed, buffers) -> bool``, which runs a whole forward
+      sequence in one persistent kernel when it fits (GPU only);
+    * ``gemm(a, b, out)``: the step loops' GEMM ``out = a @ b`` (default ``xp.matmul``);
+    * ``graphs(tag, buffers, loop) -> path``: runs a step loop that touches exactly
+      ``buffers``, e.g. from a CUDA graph (:class:`.cupy_graphs.StepGraphs`);
+      without it the loop runs as it is (path ``"fused"``).
+
+    ``paths`` collects the path each forward sequence took: ``"persistent"``,
+    ``"graph"`` or ``"fused"`` (the step-by-step loop run from the host).
+    """
 
     xp: object
     launch: Callable
     launch_warps: Callable
     persistent: Callable | None = None
+    gemm: Callable | None = None
+    graphs: Callable | None = None
+    paths: list = field(default_factory=list)
+
+    def matmul(self, a, b, out):
+        if self.gemm is None:
+            self.xp.matmul(a, b, out=out)
+        else:
+            self.gemm(a, b, out)
+
+    def steps(self, tag: tuple, buffers: tuple, loop: Callable) -> str:
+        if self.graphs is None:
+            loop()
+            return "fused"
+        return self.graphs(tag, buffers, loop)
 
 
 # ---- parameters ------------------------------------------------------------------------------
@@ -195,38 +223,47 @@ def cell_forward(ctx: Context, spec: CellSpec, P: Packed, x, h0, c0, lengths, re
     rh = xp.empty((T, B, H), dtype=x.dtype) if spec.hh_name else None
 
     ran = ctx.persistent is not None and T > 0 and ctx.persistent(spec, P, xp_all, hs, cs, y, saved, rh, lengths)
-    if not ran:
-        _forward_steps(ctx, spec, P, xp_all, hs, cs, y, saved, rh, lengths, dtype)
+    ctx.paths.append("persistent" if ran else _forward_steps(ctx, spec, P, xp_all, hs, cs, y, saved, rh, lengths,
+                                                             dtype))
     tape = Tape(x, hs, cs, saved, rh, lengths, reverse)
     if reverse:
         y = reverse_within_lengths(xp, y, lengths)
     return y, hs[T], (cs[T] if spec.has_c else None), tape
 
 
-def _forward_steps(ctx, spec, P, xp_all, hs, cs, y, saved, rh, lengths, dtype):
-    """The step-by-step path: per step one recurrent GEMM and one fused kernel (two for the notes GRU)."""
+def _forward_steps(ctx, spec, P, xp_all, hs, cs, y, saved, rh, lengths, dtype) -> str:
+    """The step-by-step path: per step one recurrent GEMM and one fused kernel (two for the notes GRU).
+
+    The loop allocates nothing and reads nothing back, so it can be captured (``ctx.steps``).
+    """
     xp, launch = ctx.xp, ctx.launch
     T, B, _ = xp_all.shape
     H = hs.shape[2]
     n = B * H
     hp = xp.empty((B, spec.R * H), dtype=hs.dtype)
     hp2 = xp.empty((B, H), dtype=hs.dtype) if spec.hh_name else None
-    for t in range(T):
-        xp.matmul(hs[t], P.W_hT, out=hp)
-        i32 = np.int32(t)
-        if spec.kernel == "rnn":
-            launch("rnn_forward_step", dtype, n, xp_all[t], hp, hs[t], hs[t + 1], y[t], saved[t], lengths, i32, B, H)
-        elif spec.kernel == "lstm":
-            launch("lstm_forward_step", dtype, n, xp_all[t], hp, hs[t], cs[t], hs[t + 1], cs[t + 1], y[t], saved[t],
-                   lengths, i32, B, H)
-        elif spec.kernel == "gru_reset_after":
-            launch("gru_reset_after_step", dtype, n, xp_all[t], hp, P.b_h, hs[t], hs[t + 1], y[t], saved[t], lengths,
-                   i32, B, H)
-        else:  # gru_notes: gates, then h~ from (r ⊙ h_{t-1}) W_hhᵀ
-            launch("gru_notes_gates_step", dtype, n, xp_all[t], hp, hs[t], rh[t], saved[t], B, H)
-            xp.matmul(rh[t], P.W_hhT, out=hp2)
-            launch("gru_notes_candidate_step", dtype, n, xp_all[t], hp2, hs[t], hs[t + 1], y[t], saved[t], lengths,
-                   i32, B, H)
+
+    def loop():
+        for t in range(T):
+            ctx.matmul(hs[t], P.W_hT, hp)
+            i32 = np.int32(t)
+            if spec.kernel == "rnn":
+                launch("rnn_forward_step", dtype, n, xp_all[t], hp, hs[t], hs[t + 1], y[t], saved[t], lengths, i32, B,
+                       H)
+            elif spec.kernel == "lstm":
+                launch("lstm_forward_step", dtype, n, xp_all[t], hp, hs[t], cs[t], hs[t + 1], cs[t + 1], y[t],
+                       saved[t], lengths, i32, B, H)
+            elif spec.kernel == "gru_reset_after":
+                launch("gru_reset_after_step", dtype, n, xp_all[t], hp, P.b_h, hs[t], hs[t + 1], y[t], saved[t],
+                       lengths, i32, B, H)
+            else:  # gru_notes: gates, then h~ from (r ⊙ h_{t-1}) W_hhᵀ
+                launch("gru_notes_gates_step", dtype, n, xp_all[t], hp, hs[t], rh[t], saved[t], B, H)
+                ctx.matmul(rh[t], P.W_hhT, hp2)
+                launch("gru_notes_candidate_step", dtype, n, xp_all[t], hp2, hs[t], hs[t + 1], y[t], saved[t],
+                       lengths, i32, B, H)
+
+    buffers = (xp_all, hs, cs, y, saved, rh, lengths, P.W_hT, P.b_h, P.W_hhT, hp, hp2)
+    return ctx.steps(("forward", spec.kernel), buffers, loop)
 
 
 def cell_backward(ctx: Context, spec: CellSpec, P: Packed, tape: Tape, dy, dh_T, dc_T):
@@ -246,25 +283,30 @@ def cell_backward(ctx: Context, spec: CellSpec, P: Packed, tape: Tape, dy, dh_T,
     da_h = xp.empty((T, B, spec.R * H), dtype=tape.x.dtype) if spec.bh_names else da_x  # h side (reset_after)
     d_rh = xp.empty((B, H), dtype=tape.x.dtype) if spec.hh_name else None
     L = tape.lengths
-    for t in reversed(range(T)):
-        i32 = np.int32(t)
-        if spec.kernel == "rnn":
-            launch("rnn_backward_step", dtype, n, dh, dh_rec, dy[t], tape.saved[t], da_x[t], L, i32, B, H)
-            xp.matmul(da_x[t], P.W_h, out=dh_rec)
-        elif spec.kernel == "lstm":
-            launch("lstm_backward_step", dtype, n, dh, dc, dh_rec, dy[t], tape.saved[t], tape.cs[t], da_x[t], L, i32,
-                   B, H)
-            xp.matmul(da_x[t], P.W_h, out=dh_rec)
-        elif spec.kernel == "gru_reset_after":
-            launch("gru_reset_after_backward_step", dtype, n, dh, dh_rec, dy[t], tape.saved[t], tape.hs[t], da_x[t],
-                   da_h[t], L, i32, B, H)
-            xp.matmul(da_h[t], P.W_h, out=dh_rec)
-        else:  # gru_notes: da_z, da_h; then d(r ⊙ h) = da_h W_hh gives da_r
-            launch("gru_notes_backward_step_1", dtype, n, dh, dh_rec, dy[t], tape.saved[t], tape.hs[t], da_x[t], L,
-                   i32, B, H)
-            xp.matmul(da_x[t][:, 2 * H:], P.W_hh, out=d_rh)
-            launch("gru_notes_backward_step_2", dtype, n, dh, d_rh, tape.saved[t], tape.hs[t], da_x[t], B, H)
-            xp.matmul(da_x[t][:, :2 * H], P.W_h, out=dh_rec)
+
+    def loop():
+        for t in reversed(range(T)):
+            i32 = np.int32(t)
+            if spec.kernel == "rnn":
+                launch("rnn_backward_step", dtype, n, dh, dh_rec, dy[t], tape.saved[t], da_x[t], L, i32, B, H)
+                ctx.matmul(da_x[t], P.W_h, dh_rec)
+            elif spec.kernel == "lstm":
+                launch("lstm_backward_step", dtype, n, dh, dc, dh_rec, dy[t], tape.saved[t], tape.cs[t], da_x[t], L,
+                       i32, B, H)
+                ctx.matmul(da_x[t], P.W_h, dh_rec)
+            elif spec.kernel == "gru_reset_after":
+                launch("gru_reset_after_backward_step", dtype, n, dh, dh_rec, dy[t], tape.saved[t], tape.hs[t],
+                       da_x[t], da_h[t], L, i32, B, H)
+                ctx.matmul(da_h[t], P.W_h, dh_rec)
+            else:  # gru_notes: da_z, da_h; then d(r ⊙ h) = da_h W_hh gives da_r
+                launch("gru_notes_backward_step_1", dtype, n, dh, dh_rec, dy[t], tape.saved[t], tape.hs[t], da_x[t],
+                       L, i32, B, H)
+                ctx.matmul(da_x[t][:, 2 * H:], P.W_hh, d_rh)
+                launch("gru_notes_backward_step_2", dtype, n, dh, d_rh, tape.saved[t], tape.hs[t], da_x[t], B, H)
+                ctx.matmul(da_x[t][:, :2 * H], P.W_h, dh_rec)
+
+    buffers = (dh, dh_rec, dc, dy, tape.saved, tape.cs, tape.hs, da_x, da_h, d_rh, L, P.W_h, P.W_hh)
+    ctx.steps(("backward", spec.kernel), buffers, loop)
     dh0 = dh + dh_rec
 
     # weight gradients: GEMMs over all T·B rows at once

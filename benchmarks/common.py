@@ -40,7 +40,7 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     ``seqbench bench --grid mid --op rnn,lstm,gru``.
 ``gpu``
     a short GPU session (``seqbench run`` on a GPU): seq_len 64, 512;
-    hidden 256, 1024; batch 1, 16, 256 — the shapes where the persistent
+    hidden 256, 1024; batch 1, 16, 64, 256 — the shapes where the persistent
     kernels, the fused step kernels, cuDNN and XLA trade places — in float32
     (``cuda`` IEEE and ``cuda:tf32``), float16 and bfloat16; the passes' times
     only (:data:`METHODS`); jax and torch in float32 only, torch-compile and
@@ -110,7 +110,7 @@ GRIDS = {
     },
     "gpu": {
         "dtypes": ("float32", "float16", "bfloat16"),
-        "recurrent": {"seq_len": (64, 512), "hidden": (256, 1024), "batch": (1, 16, 256), "vocab": (10000,)},
+        "recurrent": {"seq_len": (64, 512), "hidden": (256, 1024), "batch": (1, 16, 64, 256), "vocab": (10000,)},
         "embedding": {"vocab": (100000,), "dim": (128,), "batch": (65536,), "words": (10000,)},
     },
     "full": {

@@ -28,6 +28,8 @@ BUILTIN = {
     "jax": "seqbench.backends.jax_backend:JaxBackend",
     "jax-highest": "seqbench.backends.jax_backend:JaxHighestBackend",
     "cupy": "seqbench.backends.cupy_backend:CupyBackend",
+    "cupy-graph": "seqbench.backends.cupy_backend:CupyGraphBackend",
+    "cupy-fused": "seqbench.backends.cupy_backend:CupyFusedBackend",
 }
 
 _runtime: dict[str, Callable[[], Backend]] = {}

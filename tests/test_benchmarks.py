@@ -382,10 +382,10 @@ def test_every_kind_of_benchmark_runs_under_asv_for_every_backend(tmp_path):
 
 
 def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session():
-    """The gpu grid: T 64/512 x H 256/1024 x B 1/16/256, two methods; jax in float32 only; compilers left out."""
+    """The gpu grid: T 64/512 x H 256/1024 x B 1/16/64/256, two methods; jax in float32 only; compilers left out."""
     common = bench.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     params, names = common.params_of(catalog.get("lstm"), "gpu")
-    assert names[3:] == ["seq_len", "hidden", "batch"] and params[3:] == [[64, 512], [256, 1024], [1, 16, 256]]
+    assert names[3:] == ["seq_len", "hidden", "batch"] and params[3:] == [[64, 512], [256, 1024], [1, 16, 64, 256]]
     assert "torch-compile" not in common.backends("gpu") and "jax-highest" not in common.backends("gpu")
     assert common.grid_dtypes("gpu", "jax") == ("float32",)
     assert common.grid_dtypes("gpu", "torch-native") == ("float32", "float16", "bfloat16")
@@ -395,4 +395,4 @@ def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session(
     assert re.search(pattern, call.format("time_forward")) and re.search(pattern, call.format("time_forward_backward"))
     assert not re.search(pattern, call.format("track_gflops")) and not re.search(pattern, call.format("peakmem_forward"))
     assert re.search(peak, "bench_peak.matmul.track_gflops('cuda:tf32', 'float32')")
-    assert bench.count(common, "gpu", selection) == 2 * 12 * 2 + 2
+    assert bench.count(common, "gpu", selection) == 2 * 16 * 2 + 2

@@ -20,7 +20,7 @@ import pytest
 import seqbench
 from seqbench import calibration, catalog, faithful, registry, tolerance
 from seqbench.backends import cupy_backend
-from seqbench.protocol import BackendUnavailable
+from seqbench.protocol import BackendUnavailable, tree_leaves
 
 
 def _reason() -> str:
@@ -128,25 +128,50 @@ def _inputs(op_name, shape, dtype, seed=0):
 @gpu
 @pytest.mark.parametrize("op_name", ["rnn", "lstm", "gru", "gru_reset_after"])
 @pytest.mark.parametrize("B", [1, 16, 33])
-def test_persistent_and_fused_paths_agree_with_the_reference(op_name, B):
+def test_every_path_agrees_with_the_reference(op_name, B):
     be = seqbench.backend("cupy")
     shape = {"T": 24, "B": B, "I": 40, "H": 300, "ragged": True}
     op, inputs = _inputs(op_name, shape, "float32")
     results = {}
     try:
-        for path in ("auto", "fused"):
+        for path in ("auto", "graph", "fused"):
             be.recurrent_path = path
             results[path] = be.run(op_name, device="cuda", dtype="float32", **inputs)
             taken = set(be.last_paths)
-            if path == "fused" or B > cupy_backend.PERSISTENT_MAX_B:
-                assert taken == {"fused"}
+            if path == "auto":
+                assert taken == {"graph" if B > cupy_backend.PERSISTENT_MAX_B else "persistent"}, (B, taken)
             else:
-                assert taken == {"persistent"}, f"auto took {taken} at B={B}"
+                assert taken == {path}, (path, taken, be.graph_status())
     finally:
         be.recurrent_path = "auto"
     for path, outputs in results.items():
         verdict = calibration.check(op, shape, "float32", "forward", dict(zip(op.outputs, outputs)))
         assert verdict.passed, f"{op_name} {path}: {verdict.worst}"
+
+
+@gpu
+@pytest.mark.parametrize("op_name", ["lstm", "gru", "bidirectional_gru"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_graphs_are_replayed_and_replays_equal_the_host_loop(op_name, dtype):
+    """Calls repeated on the same inputs replay their captured graphs (forward and backward); replays
+    agree with the host loop (the same kernels; the captured GEMMs are cuBLAS's through its C API,
+    the host loop's CuPy's) and conform."""
+    graph, fused = seqbench.backend("cupy-graph"), seqbench.backend("cupy-fused")
+    op = catalog.get(op_name)
+    shape = {"T": 40, "B": 64, "I": 48, "H": 128, "ragged": True}
+    inputs, cotangents, _ = calibration.reference_case(op, shape, dtype, "vjp")
+    before = graph.graph_status()
+    run = graph.prepare(op_name, "cuda", dtype, inputs, cotangents)
+    results = [graph._to_numpy_tree(run()) for _ in range(3)]
+    after = graph.graph_status()
+    assert not after["error"], after
+    assert after["replays"] > before["replays"], f"no graph was replayed: {before} -> {after}"
+    expected = fused.vjp(op_name, cotangents, device="cuda", dtype=dtype, **inputs)
+    for got in results:
+        for (path, a), (_, b) in zip(tree_leaves(got), tree_leaves(expected)):
+            assert tolerance.error_in_eps(a, b, dtype) <= 64, f"{op_name} {dtype} {path}"
+    verdict = calibration.check(op, shape, dtype, "vjp", results[-1])
+    assert verdict.passed, verdict.worst
 
 
 @gpu

@@ -24,12 +24,13 @@ import ctypes
 import importlib
 import subprocess
 import time
+import types
 
 import numpy as np
 import pytest
 
 from seqbench import calibration, catalog, faithful, tolerance
-from seqbench.backends import cupy_backend, cupy_cells, cupy_embedding
+from seqbench.backends import cupy_backend, cupy_cells, cupy_embedding, cupy_graphs
 from seqbench.protocol import tree_leaves, tree_map
 from seqbench.reference.primitives import mv
 
@@ -225,7 +226,7 @@ PERSISTENT_SMS = 5  # the emulated device's SM count: H = 32 gives U = 7 units p
 CASES = [
     pytest.param(op, shape, dtype, path, id=f"{op.name}-{path}-{dtype}-{catalog.shape_id(shape)}")
     for op in catalog.ops().values() if op.function in HOST_FUNCTIONS
-    for path in (("fused", "persistent") if op.function in cupy_cells.FUNCTIONS else ("kernel",))
+    for path in (("fused", "persistent", "graph") if op.function in cupy_cells.FUNCTIONS else ("kernel",))
     for shape in op.shapes
     for dtype in DTYPES
 ]
@@ -256,7 +257,8 @@ class Spy:
 @pytest.mark.parametrize(("op", "shape", "dtype", "path"), CASES)
 def test_op_on_host_kernels(host, op, shape, dtype, path):
     """Forward and vjp of the backend's code over host-built kernels, judged as the conformance suite judges."""
-    ctx = host.context(PERSISTENT_SMS if path == "persistent" else None)
+    graphs = host.graphs() if path == "graph" else None
+    ctx = host.context(PERSISTENT_SMS if path == "persistent" else None, graphs=graphs)
     if path == "persistent":
         ctx.persistent = spy = Spy(ctx.persistent)
     inputs, _, expected = calibration.reference_case(op, shape, dtype, "forward")
@@ -275,6 +277,9 @@ def test_op_on_host_kernels(host, op, shape, dtype, path):
     if path == "persistent":
         passes = 2 if op.function in ("bidirectional", "stacked") else 1
         assert spy.ran == 2 * passes, "every forward sequence should have run the persistent kernel"
+    if path == "graph":
+        assert set(ctx.paths) == {"graph"} and not graphs.error, (ctx.paths, graphs.error)
+        assert graphs.captures >= 3, "the forward and backward loops should have run from captured graphs"
 
 
 @pytest.mark.parametrize("kernel", sorted(cupy_backend.PERSISTENT_ROWS))
@@ -329,3 +334,82 @@ def test_trainer_steps_on_the_host_kernels_equal_the_reference_update(host, mode
     verdict = training_check.check_step(HostSteps(host), "cuda", dtype, model)
     w = verdict.worst
     assert verdict.passed, f"{model} {dtype}: {w.leaf} {w.metric} {w.error:.3g} eps > budget {w.budget:.3g}"
+
+
+# ---- step loops from graphs: a replay re-reads the buffers, a capture freezes the arguments -----
+
+
+def _lstm_buffers(rng, T=5, B=3, I=4, H=6, dtype="float64"):
+    spec = cupy_cells.cell_spec("lstm")
+    params = {name: rng.uniform(-0.5, 0.5, shape) for name, shape in lstm.param_shapes(I, H).items()}
+    P = cupy_cells.pack(np, spec, params)
+    buffers = dict(xp_all=rng.standard_normal((T, B, 4 * H)), hs=np.zeros((T + 1, B, H)),
+                   cs=np.zeros((T + 1, B, H)), y=np.zeros((T, B, H)), saved=np.zeros((T, B, 4 * H)), rh=None,
+                   lengths=np.array([T, 2, 0][:B], dtype=np.int32))
+    return spec, P, {k: v if v is None or v.dtype.kind == "i" else v.astype(dtype) for k, v in buffers.items()}
+
+
+def test_a_replayed_step_loop_reads_the_buffers_current_values(host):
+    """The second call on the same buffers replays the graph, and computes what the host loop computes
+    on the buffers' new contents (inputs are read at replay, not frozen at capture)."""
+    rng = np.random.default_rng(3)
+    spec, P, b = _lstm_buffers(rng)
+    graphs = host.graphs()
+    ctx = host.context(graphs=graphs)
+    scratch = {}  # the loop's scratch at the same address each call, as CuPy's memory pool hands it back
+    ctx.xp = types.SimpleNamespace(
+        empty=lambda shape, dtype: scratch.setdefault((shape, dtype), np.empty(shape, dtype)))
+    for call in range(2):
+        b["xp_all"][...] = rng.standard_normal(b["xp_all"].shape)
+        b["hs"][0], b["cs"][0] = rng.standard_normal(b["hs"][0].shape), rng.standard_normal(b["cs"][0].shape)
+        expected = {k: v.copy() for k, v in b.items() if v is not None}
+        cupy_cells._forward_steps(host.context(), spec, P, *(expected.get(k) for k in b), "float64")
+        assert cupy_cells._forward_steps(ctx, spec, P, *b.values(), "float64") == "graph"
+        for name in ("hs", "cs", "y", "saved"):
+            np.testing.assert_array_equal(b[name], expected[name], err_msg=f"call {call}: {name}")
+    assert (graphs.captures, graphs.replays) == (1, 1)
+
+
+def test_a_loop_reading_a_device_value_during_capture_goes_stale_on_replay(host):
+    """The recording engine catches what a CUDA graph would get wrong: host work inside the loop
+    happens once, at capture. (The check the graph path's conformance relies on can fail.)"""
+    graphs = host.graphs()
+    a, out = np.arange(1.0, 5.0), np.zeros(4)
+
+    def loop():  # wrong: the scale is read on the host
+        host.gemm(a[None, :], np.eye(4) * float(a[0]), out[None, :])
+
+    for first in (1.0, 3.0):
+        a[0] = first
+        graphs(("scaled",), (a, out), loop)
+        stale = not np.array_equal(out, a * a[0])
+    assert stale, "the replay used the scale frozen at capture"
+
+
+def test_step_graphs_key_tag_and_every_buffer_and_drop_the_least_recently_used():
+    captured, launched = [], []
+    graphs = cupy_graphs.StepGraphs(
+        capture=lambda loop: captured.append(loop) or len(captured), launch=launched.append,
+        eager=lambda loop: loop(), layout=lambda a: (id(a), a.shape), capacity=2)
+    a, b, c = np.zeros(2), np.zeros(2), np.zeros(3)
+    assert graphs(("forward", "lstm"), (a, None), lambda: None) == "graph"
+    graphs(("forward", "lstm"), (a, None), lambda: None)  # replay
+    graphs(("backward", "lstm"), (a, None), lambda: None)  # another tag: captured
+    graphs(("forward", "lstm"), (b, None), lambda: None)  # another buffer: captured; drops the oldest
+    graphs(("forward", "lstm"), (a, None), lambda: None)  # dropped before: captured again
+    assert launched == [1, 1, 2, 3, 4] and (graphs.captures, graphs.replays) == (4, 1)
+    graphs(("forward", "lstm"), (c, None), lambda: None)
+    assert len(graphs._graphs) == 2
+
+
+def test_a_failed_capture_runs_the_loop_eagerly_and_says_why():
+    ran = []
+
+    def refuse(loop):
+        raise RuntimeError("capture refused")
+
+    graphs = cupy_graphs.StepGraphs(
+        capture=refuse, launch=None, eager=lambda loop: loop(), layout=id)
+    assert graphs(("forward", "rnn"), (), lambda: ran.append(1)) == "fused"
+    assert graphs(("forward", "rnn"), (), lambda: ran.append(2)) == "fused"
+    assert ran == [1, 2] and graphs.error == "RuntimeError: capture refused"
