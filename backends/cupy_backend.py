@@ -9,12 +9,13 @@
 * The step loops, forward and backward, run from CUDA graphs
   (:mod:`.cupy_graphs`): captured once per buffer set, replayed per call, so
   a step costs the GPU's work, not Python's.
-* Small batches (B ≤ 16) run the forward sequence in ONE persistent kernel
+* Small batches (B ≤ 16) can run the forward sequence in ONE persistent kernel
   (``kernels/persistent_lstm.cu``): recurrent weights in shared memory for the
-  whole sequence, a grid-wide barrier between steps, cooperative launch. It
-  is chosen automatically where it fits (see :class:`PersistentPlanner`).
+  whole sequence, a grid-wide barrier between steps, cooperative launch
+  (see :class:`PersistentPlanner`).
 
-Paths (:data:`PATHS`): ``auto`` (persistent where it fits, else graph),
+Paths (:data:`PATHS`): ``auto`` (persistent where it was measured faster,
+see :data:`AUTO_PERSISTENT_MAX_B`, else graph),
 ``graph``, ``persistent`` (forward; an error where it does not fit) and
 ``fused`` (the step loops run from the host, one launch at a time: the path
 before graphs, kept for comparison). Each is a backend of its own name —
@@ -89,6 +90,13 @@ PERSISTENT_ROWS = {"rnn": 1, "lstm": 4, "gru_notes": 2, "gru_reset_after": 3}  #
 MAX_GRID = 65535
 #: The recurrent paths (see the module docstring).
 PATHS = ("auto", "graph", "persistent", "fused")
+#: Where ``auto`` takes the persistent kernel rather than the graph path: measured on an H200
+#: (results/nvidia-h200, LSTM float32, T 64 and 512), it was faster only at batch 1 with at most two
+#: hidden units per block (H = 256 on 132 SMs: 0.96-0.98 of the graph path's time forward, 0.71-0.85
+#: forward+backward); at H = 1024 (8 units per block) it took 1.8-2.4x the graph path's time, and at
+#: B = 16, H = 256 up to 1.3x.
+AUTO_PERSISTENT_MAX_B = 1
+AUTO_PERSISTENT_MAX_UNITS = 2
 
 
 def suffixes(source: str, half: bool = True) -> tuple:
@@ -143,6 +151,11 @@ def persistent_geometry(kernel: str, B: int, H: int, sms: int, dtype: str) -> tu
     grid = math.ceil(H / U)
     smem = (R * U * B + U * B) * acc + (R + extra) * U * H * item + B * H * item
     return grid, U, smem
+
+
+def auto_takes_persistent(B: int, U: int) -> bool:
+    """Whether ``auto`` runs a forward sequence of batch ``B`` with ``U`` units per block persistently."""
+    return B <= AUTO_PERSISTENT_MAX_B and U <= AUTO_PERSISTENT_MAX_UNITS
 
 
 def persistent_args(spec, P, xp_all, hs, cs, y, saved, rh, lengths, U: int) -> tuple:
@@ -376,6 +389,9 @@ class PersistentPlanner:
         if B > PERSISTENT_MAX_B:
             return f"batch {B} > {PERSISTENT_MAX_B}"
         grid, U, smem = persistent_geometry(kernel, B, H, self.sms, dtype)
+        if self.mode == "auto" and not auto_takes_persistent(B, U):
+            return (f"the graph path measured faster at batch {B} with {U} units per block (auto takes the "
+                    f"persistent kernel at batch <= {AUTO_PERSISTENT_MAX_B}, <= {AUTO_PERSISTENT_MAX_UNITS} units)")
         if smem > self.smem_max:
             return f"needs {smem} B of shared memory per block, the device has {self.smem_max} B"
         fn = self.kernels.function(f"persistent_{kernel}_forward", dtype)

@@ -510,7 +510,10 @@ def _device_name(checks, machines, machine, device):
 
 
 def _devkey(device) -> str:
-    return str(device).split(":")[0]
+    """What joins benchmarks to conformance rows: the device kind (``cuda:1`` is ``cuda``), keeping a math
+    mode (``cuda:tf32`` is judged by its own TF32 rows, not by IEEE float32's)."""
+    kind, _, rest = str(device).partition(":")
+    return f"{kind}:{rest}" if rest and not rest.isdigit() else kind
 
 
 def _first(group, column):

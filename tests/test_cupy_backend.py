@@ -11,6 +11,7 @@ and atomics under heavy contention.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import types
@@ -132,14 +133,16 @@ def test_every_path_agrees_with_the_reference(op_name, B):
     be = seqbench.backend("cupy")
     shape = {"T": 24, "B": B, "I": 40, "H": 300, "ragged": True}
     op, inputs = _inputs(op_name, shape, "float32")
+    paths = ("auto", "graph", "fused") + (("persistent",) if B <= cupy_backend.PERSISTENT_MAX_B else ())
     results = {}
     try:
-        for path in ("auto", "graph", "fused"):
+        for path in paths:
             be.recurrent_path = path
             results[path] = be.run(op_name, device="cuda", dtype="float32", **inputs)
             taken = set(be.last_paths)
             if path == "auto":
-                assert taken == {"graph" if B > cupy_backend.PERSISTENT_MAX_B else "persistent"}, (B, taken)
+                U = math.ceil(shape["H"] / be._planners[0].sms)
+                assert taken == {"persistent" if cupy_backend.auto_takes_persistent(B, U) else "graph"}, (B, taken)
             else:
                 assert taken == {path}, (path, taken, be.graph_status())
     finally:
@@ -222,3 +225,10 @@ def test_trainer_steps_equal_the_reference_update(model):
 
     verdict = training_check.check_step(seqbench.backend("cupy"), "cuda", "float32", model)
     assert verdict.passed, f"{model}: {verdict.worst}"
+
+
+def test_auto_takes_the_persistent_kernel_only_where_it_was_measured_faster():
+    """batch 1 with at most two units per block (H ≤ 2·#SMs); the graph path everywhere else."""
+    assert cupy_backend.auto_takes_persistent(1, 2) and cupy_backend.auto_takes_persistent(1, 1)
+    assert not cupy_backend.auto_takes_persistent(1, 8)  # H = 1024 on 132 SMs
+    assert not cupy_backend.auto_takes_persistent(16, 2)

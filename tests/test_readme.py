@@ -52,22 +52,56 @@ def test_the_readme_tolerance_table_is_what_the_model_allows():
         "the README's tolerance table is out of date; replace it with:\n" + expected)
 
 
-def conformance_table() -> str:
-    """The README's conformance table, from the committed CPU results."""
+def conformance_table(pattern: str = "cpu-*.jsonl") -> str:
+    """The README's conformance table of a machine, from its committed results."""
     from seqbench.reports import load, render
 
-    frame = load.load_conformance(sorted((ROOT / "results" / "conformance").glob("cpu-*.jsonl")))
+    frame = load.load_conformance(sorted((ROOT / "results" / "conformance").glob(pattern)))
     return render.markdown_table(render.conformance_summary(frame)).strip()
 
 
-def test_the_readme_conformance_table_is_the_committed_results():
-    pytest.importorskip("pandas")
-    readme = (ROOT / "README.md").read_text()
-    marker = "### Conformance on this machine (CPU)\n"
+def _section_table(readme: str, marker: str) -> str:
     section = readme.split(marker, 1)[1]
-    table = _table_at(section[section.index("\n|") + 1:])
-    expected = conformance_table()
+    return _table_at(section[section.index("\n|") + 1:])
+
+
+@pytest.mark.parametrize(("marker", "pattern"), [("### Conformance on this machine (CPU)\n", "cpu-*.jsonl"),
+                                                 ("### Conformance on an NVIDIA H200\n", "nvidia-h200.jsonl")])
+def test_the_readme_conformance_tables_are_the_committed_results(marker, pattern):
+    pytest.importorskip("pandas")
+    table, expected = _section_table((ROOT / "README.md").read_text(), marker), conformance_table(pattern)
     assert table == expected, "the README's conformance table is out of date; replace it with:\n" + expected
+
+
+#: the recurrent paths of the H200 table: (column, backend, device); cuDNN IEEE is the ratios' reference
+GPU_PATHS = (("cupy (auto)", "cupy", "cuda"), ("cupy-graph", "cupy-graph", "cuda"), ("cupy-fused", "cupy-fused", "cuda"),
+             ("cuDNN IEEE", "torch-native", "cuda"), ("cuDNN TF32", "torch-native", "cuda:tf32"))
+
+
+def gpu_lstm_table(method: str) -> str:
+    """LSTM float32 times on the H200 per path, ms, and cuDNN IEEE's time over each (> 1: faster)."""
+    import itertools
+    import json
+
+    (path,) = (ROOT / "results" / "nvidia-h200").glob("*-existing-*.json")
+    data = json.loads(path.read_text())
+    row = dict(zip(data["result_columns"], data["results"][f"bench_recurrent.lstm.{method}"]))
+    times = {tuple(json.loads(v.replace("'", '"')) for v in combo): t
+             for combo, t in zip(itertools.product(*row["params"]), row["result"]) if t is not None}
+    lines = ["| T | H | B | " + " | ".join(name for name, _, _ in GPU_PATHS) + " |", "|---" * (3 + len(GPU_PATHS)) + "|"]
+    for T, H, B in itertools.product((64, 512), (256, 1024), (1, 16, 64, 256)):
+        ref = times[("torch-native", "cuda", "float32", T, H, B)]
+        cells = [times.get((backend, device, "float32", T, H, B)) for _, backend, device in GPU_PATHS]
+        lines.append(f"| {T} | {H} | {B} | " + " | ".join(
+            "–" if t is None else f"{1e3 * t:.3g} ({ref / t:.2f}×)" for t in cells) + " |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("method", ["time_forward", "time_forward_backward"])
+def test_the_readme_gpu_tables_are_the_committed_results(method):
+    table = _section_table((ROOT / "README.md").read_text(), f"LSTM float32, `{method}`")
+    expected = gpu_lstm_table(method)
+    assert table == expected, "the README's H200 table is out of date; replace it with:\n" + expected
 
 
 def test_the_readme_python_examples_run_as_written(capsys):

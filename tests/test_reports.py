@@ -20,6 +20,8 @@ import pandas as pd  # noqa: E402
 
 from seqbench.reports import cli, load, peaks, render, select, synthetic  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
@@ -286,3 +288,13 @@ def test_the_shape_of_a_benchmark_row_is_the_shape_the_suite_benchmarked():
         for combo in product(*params[3:]):
             row = {load.PARAM_ALIASES.get(n, n): v for n, v in zip(names[3:], combo)}
             assert load._shape(op, row) == common.bench_shape(op, dict(zip(keys, combo))), op.name
+
+
+def test_a_tf32_benchmark_is_judged_by_its_tf32_checks_not_by_ieee_float32s():
+    """On the committed H200 results cuDNN fails IEEE float32 conformance and passes TF32's: its
+    cuda:tf32 rows stay in, its cuda rows are dropped; a second GPU (cuda:1) still joins cuda's checks."""
+    table = load.load(ROOT / "results").benchmarks
+    native = table[(table["machine"] == "nvidia-h200") & (table["backend"] == "torch-native")]
+    by_device = native.groupby("device")["conformance_passed"].agg(set).to_dict()
+    assert by_device == {"cuda": {False}, "cuda:tf32": {True}}, by_device
+    assert [load._devkey(d) for d in ("cpu", "cuda", "cuda:1", "cuda:tf32")] == ["cpu", "cuda", "cuda", "cuda:tf32"]
