@@ -74,7 +74,8 @@ def test_the_readme_conformance_tables_are_the_committed_results(marker, pattern
 
 
 #: the recurrent paths of the H200 table: (column, backend, device); cuDNN IEEE is the ratios' reference
-GPU_PATHS = (("cupy (auto)", "cupy", "cuda"), ("cupy-graph", "cupy-graph", "cuda"), ("cupy-fused", "cupy-fused", "cuda"),
+GPU_PATHS = (("cupy (auto)", "cupy", "cuda"), ("cupy-graph", "cupy-graph", "cuda"),
+             ("cupy-fused", "cupy-fused", "cuda"),
              ("cuDNN IEEE", "torch-native", "cuda"), ("cuDNN TF32", "torch-native", "cuda:tf32"))
 
 
@@ -88,7 +89,8 @@ def gpu_lstm_table(method: str) -> str:
     row = dict(zip(data["result_columns"], data["results"][f"bench_recurrent.lstm.{method}"]))
     times = {tuple(json.loads(v.replace("'", '"')) for v in combo): t
              for combo, t in zip(itertools.product(*row["params"]), row["result"]) if t is not None}
-    lines = ["| T | H | B | " + " | ".join(name for name, _, _ in GPU_PATHS) + " |", "|---" * (3 + len(GPU_PATHS)) + "|"]
+    lines = ["| T | H | B | " + " | ".join(name for name, _, _ in GPU_PATHS) + " |",
+             "|---" * (3 + len(GPU_PATHS)) + "|"]
     for T, H, B in itertools.product((64, 512), (256, 1024), (1, 16, 64, 256)):
         ref = times[("torch-native", "cuda", "float32", T, H, B)]
         cells = [times.get((backend, device, "float32", T, H, B)) for _, backend, device in GPU_PATHS]
