@@ -251,7 +251,8 @@ def conformance_summary(conformance: pd.DataFrame) -> pd.DataFrame:
             state = "ok" if passed == len(cells) else "FAIL"
             row[column] = f"{state} {passed}/{len(cells)}" + (f", ≤ {ratio:.2g}x" if ratio == ratio else "")
         rows.append(row)
-    columns = ["backend", "device"] + sorted({c for r in rows for c in r} - {"backend", "device"}, key=_dtype_rank)
+    columns = ["backend", "device"] + sorted({c for r in rows for c in r} - {"backend", "device"},
+                                             key=lambda c: (_dtype_rank(c), c))  # float32 before float32 (tf32)
     return pd.DataFrame(rows, columns=columns).fillna("–")
 
 
