@@ -5,8 +5,11 @@ Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
 ``reverse`` reads each sequence backwards over its own valid steps. Batches
 are rows, so the notes' ``W h`` is ``mv(W, h) = h @ W.T``.
 
-Initial states are arrays here (the backend turns ``None`` into zeros, so
-they get gradients too); every function is pure, for ``jax.jit``/``jax.vjp``.
+The input-side products ``W_*x x_t + b_*`` of all steps are one GEMM before
+the scan; each step adds the recurrent product(s) and does the pointwise math
+(see :mod:`.cell_equations`). Initial states are arrays here (the backend
+turns ``None`` into zeros, so they get gradients too); every function is
+pure, for ``jax.jit``/``jax.vjp``.
 """
 
 from __future__ import annotations
@@ -15,20 +18,23 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .cell_equations import steps_for
+from .cell_equations import Cell, cells_for, inputs
 
-STEPS = steps_for(jnp.tanh, jax.nn.sigmoid)  # the notes' cells, see backends/cell_equations.py
-
-
-def step_for(cell: str, variant: str = "notes"):
-    """The step function of ``cell`` (``variant`` picks the GRU) and its number of states."""
-    return STEPS[(cell, variant if cell == "gru" else "notes")], 2 if cell == "lstm" else 1
+# the notes' cells, see backends/cell_equations.py
+CELLS = cells_for(jnp.tanh, jax.nn.sigmoid, jnp.concatenate, lambda a, n: jnp.split(a, n, axis=-1))
+UNROLL = 1  # steps per iteration of the scan's loop
 
 
-def scan(step, p, x, state0: tuple, lengths=None, reverse=False):
-    """Run ``step`` over ``x: (T, B, I)``; returns ``(y (T, B, H), state_T)``.
+def cell_for(cell: str, variant: str = "notes") -> tuple[Cell, int]:
+    """The :class:`~.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number of states."""
+    return CELLS[(cell, variant if cell == "gru" else "notes")], 2 if cell == "lstm" else 1
 
-    Each step: ``s_t = m_t ? step(x_t, s_{t-1}) : s_{t-1}`` and ``y_t = m_t h_t``
+
+def scan(cell: Cell, p, x, state0: tuple, lengths=None, reverse=False):
+    """Run ``cell`` over ``x: (T, B, I)``; returns ``(y (T, B, H), state_T)``.
+
+    The input-side terms ``xp_t`` of every step come first, in one GEMM.
+    Each step: ``s_t = m_t ? step(xp_t, s_{t-1}) : s_{t-1}`` and ``y_t = m_t h_t``
     with ``m_t = t < lengths``. ``reverse`` runs the same masked loop from
     ``t = T-1`` down to 0: padded steps come first and keep ``state0``, then
     ``x[L_b-1], …, x[0]`` are read, so each sequence is reversed within its
@@ -42,20 +48,22 @@ def scan(step, p, x, state0: tuple, lengths=None, reverse=False):
     def flip(a):
         return None if a is None else jnp.where(reverse, a[::-1], a)
 
-    def body(state, x_m):
-        x_t, m_t = x_m
-        new = step(p, x_t, state)
+    w = cell.weights(p)
+    xp = inputs(w, flip(x))  # (T, B, G·H)
+
+    def body(state, xp_m):
+        xp_t, m_t = xp_m
+        new = cell.step(w, xp_t, state)
         if m_t is None:
             return new, new[0]
         return tuple(jnp.where(m_t, n, s) for n, s in zip(new, state)), jnp.where(m_t, new[0], 0)
 
-    state_T, y = lax.scan(body, tuple(state0), (flip(x), flip(valid)))
+    state_T, y = lax.scan(body, tuple(state0), (xp, flip(valid)), unroll=UNROLL)
     return flip(y), state_T
 
 
 def _run(cell, x, params, states, lengths, reverse, variant="notes"):
-    step, _ = step_for(cell, variant)
-    y, state_T = scan(step, params, x, states, lengths, reverse)
+    y, state_T = scan(cell_for(cell, variant)[0], params, x, states, lengths, reverse)
     return (y, *state_T)
 
 
@@ -76,20 +84,20 @@ def gru(x, params, h0, lengths=None, reverse=False, variant="notes"):
 
 def bidirectional(cell, x, params_fwd, params_bwd, h0, c0=None, lengths=None, variant="notes"):
     """``y_t = [h→_t ; h←_t]`` with ``h←`` read over each reversed sequence; states ``(2, B, H)``."""
-    step, n = step_for(cell, variant)
+    c, n = cell_for(cell, variant)
     states = (h0, c0)[:n]
-    y_f, s_f = scan(step, params_fwd, x, tuple(s[0] for s in states), lengths)
-    y_b, s_b = scan(step, params_bwd, x, tuple(s[1] for s in states), lengths, reverse=True)
+    y_f, s_f = scan(c, params_fwd, x, tuple(s[0] for s in states), lengths)
+    y_b, s_b = scan(c, params_bwd, x, tuple(s[1] for s in states), lengths, reverse=True)
     return (jnp.concatenate([y_f, y_b], axis=-1), *(jnp.stack(pair) for pair in zip(s_f, s_b)))
 
 
 def stacked(cell, x, params, h0, c0=None, lengths=None, reverse=False, variant="notes"):
     """``h^(l)_t = cell(h^(l)_{t-1}, h^(l-1)_t)``, ``h^(0)_t = x_t``; states ``(L, B, H)``."""
-    step, n = step_for(cell, variant)
+    c, n = cell_for(cell, variant)
     states = (h0, c0)[:n]
     y, finals = x, []
     for layer, p in enumerate(params):  # over layers (static), never over time
-        y, state_T = scan(step, p, y, tuple(s[layer] for s in states), lengths, reverse)
+        y, state_T = scan(c, p, y, tuple(s[layer] for s in states), lengths, reverse)
         finals.append(state_T)
     return (y, *(jnp.stack(per_layer) for per_layer in zip(*finals)))
 

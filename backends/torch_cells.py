@@ -6,9 +6,12 @@ a length-0 sequence returns its initial state), ``reverse`` reads each
 sequence backwards over its own valid steps. Batches are rows, so the notes'
 ``W h`` is ``mv(W, h) = h @ W.T``.
 
-Initial states are tensors here (the backend turns ``None`` into zeros, so
-they get gradients too). :class:`Recurrent` runs the cells eagerly, or, given
-a ``compile`` wrapper, runs each masked cell step as one compiled function.
+The input-side products ``W_*x x_t + b_*`` of all steps are one GEMM before
+the time loop; each step adds the recurrent product(s) and does the pointwise
+math (see :mod:`.cell_equations`). Initial states are tensors here (the
+backend turns ``None`` into zeros, so they get gradients too).
+:class:`Recurrent` runs the cells eagerly, or, given a ``compile`` wrapper,
+runs each masked cell step as one compiled function.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Callable
 
 import torch
 
-from .cell_equations import steps_for
+from .cell_equations import Cell, cells_for, inputs
 
-STEPS = steps_for(torch.tanh, torch.sigmoid)  # the notes' cells, see backends/cell_equations.py
+# the notes' cells, see backends/cell_equations.py
+CELLS = cells_for(torch.tanh, torch.sigmoid, torch.cat, lambda a, n: a.chunk(n, dim=-1))
 
 
-def step_key(cell: str, variant: str = "notes") -> tuple[str, str]:
-    """The :data:`STEPS` key of ``cell`` (``variant`` only distinguishes GRUs)."""
+def cell_key(cell: str, variant: str = "notes") -> tuple[str, str]:
+    """The :data:`CELLS` key of ``cell`` (``variant`` only distinguishes GRUs)."""
     return (cell, variant if cell == "gru" else "notes")
 
 
@@ -34,8 +38,8 @@ def masked(step: Callable) -> Callable:
     ``m s' + (1 - m) s``) keeps the state bit-exact and costs one op per state.
     """
 
-    def step_masked(p, x, state, m):
-        new = step(p, x, state)
+    def step_masked(w, xp, state, m):
+        new = step(w, xp, state)
         if m is None:
             return new, new[0]
         return tuple(torch.where(m, n, s) for n, s in zip(new, state)), torch.where(m, new[0], 0)
@@ -62,15 +66,23 @@ def valid_mask(steps: int, lengths, batch: int, device) -> torch.Tensor:
     return (torch.arange(steps, device=device)[:, None] < lengths)[..., None]
 
 
-def scan(step_masked, p, x, state0: tuple, lengths=None, reverse=False, always_mask=False):
-    """Run a :func:`masked` step over ``x: (T, B, I)`` from ``state0``: ``(y (T, B, H), state_T)``."""
+def scan(cell: Cell, step_masked, p, x, state0: tuple, lengths=None, reverse=False, always_mask=False):
+    """Run ``cell`` over ``x: (T, B, I)`` from ``state0``: ``(y (T, B, H), state_T)``.
+
+    The input-side terms of every step come first, in one GEMM; ``step_masked``
+    (``cell.step`` under :func:`masked`, maybe compiled) then runs each step.
+    """
     if reverse:
         x = reverse_within_lengths(x, lengths)
     T, B = x.shape[:2]
     m = valid_mask(T, lengths, B, x.device) if lengths is not None or always_mask else None
+    w = cell.weights(p)
+    xp = inputs(w, x)  # (T, B, G·H)
     state, ys = tuple(state0), []
-    for t in range(T):
-        state, y_t = step_masked(p, x[t], state, None if m is None else m[t])
+    # unbind: one autograd node for all steps (indexing xp[t] would make each step's
+    # backward write a (T, B, G·H) gradient of zeros)
+    for t, xp_t in enumerate(xp.unbind(0)):
+        state, y_t = step_masked(w, xp_t, state, None if m is None else m[t])
         ys.append(y_t)
     y = torch.stack(ys)  # (T, B, H)
     if reverse:
@@ -103,13 +115,13 @@ class Recurrent:
 
     def __init__(self, compile: Callable | None = None):
         wrap = compile or (lambda fn: fn)
-        self.steps = {key: wrap(masked(step)) for key, step in STEPS.items()}
+        self.steps = {key: wrap(masked(cell.step)) for key, cell in CELLS.items()}
         self.always_mask = compile is not None
 
     def layer(self, cell, variant, x, params, states, lengths=None, reverse=False):
         """One cell over one sequence: ``(y, state_T)``."""
-        step = self.steps[step_key(cell, variant)]
-        return scan(step, params, x, states, lengths, reverse, self.always_mask)
+        key = cell_key(cell, variant)
+        return scan(CELLS[key], self.steps[key], params, x, states, lengths, reverse, self.always_mask)
 
     def rnn(self, x, params, h0, lengths=None, reverse=False):
         """``h_t = tanh(W_h h_{t-1} + W_x x_t + b)`` over a sequence: ``(y, h_T)``."""
