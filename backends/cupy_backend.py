@@ -13,6 +13,8 @@
   (``kernels/persistent_lstm.cu``): recurrent weights in shared memory for the
   whole sequence, a grid-wide barrier between steps, cooperative launch
   (see :class:`PersistentPlanner`).
+* Embedding objectives (:mod:`.cupy_embedding`): negative sampling and GloVe,
+  loss and gradient in one kernel launch each, sparse row updates by atomics.
 
 Paths (:data:`PATHS`): ``auto`` (persistent where it was measured faster,
 see :data:`AUTO_PERSISTENT_MAX_B`, else graph),
@@ -23,8 +25,6 @@ before graphs, kept for comparison). Each is a backend of its own name —
 ``SEQBENCH_CUPY_RECURRENT_PATH`` (or the ``recurrent_path`` attribute)
 overrides ``cupy``'s, and ``last_paths`` records which path each forward
 sequence of the last call took.
-* Embedding objectives (:mod:`.cupy_embedding`): negative sampling and GloVe,
-  loss and gradient in one kernel launch each, sparse row updates by atomics.
 
 Kernels are compiled per device by ``nvcc`` (for the device's exact
 ``sm_XY``, cached under ``~/.cache/seqbench/kernels``) when nvcc is on the
