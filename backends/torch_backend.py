@@ -1,8 +1,9 @@
 """The torch backends: the notes' cells eagerly, the same under ``torch.compile``, and PyTorch's native RNNs.
 
 * ``torch``: the cells of :mod:`.torch_cells`, one line per equation, run
-  eagerly in a Python time loop (ragged batches by masking inside the loop,
-  ``reverse`` by reversing within lengths).
+  eagerly in a Python time loop after one GEMM for the input-side products
+  of all steps (ragged batches by masking inside the loop, ``reverse`` by
+  reversing within lengths).
 * ``torch-compile``: the same cells; each masked cell step is one
   ``torch.compile``'d function (``dynamic=True``: one graph per cell, dtype,
   device and grad mode whatever the shape, which keeps compile time, and CI,
