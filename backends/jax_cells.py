@@ -22,9 +22,10 @@ from .cell_equations import Cell, cells_for, inputs
 
 # the notes' cells, see backends/cell_equations.py
 CELLS = cells_for(jnp.tanh, jax.nn.sigmoid, jnp.concatenate, lambda a, n: jnp.split(a, n, axis=-1))
-# Steps per iteration of the scan's loop. On a 2-core CPU (notes' GRU and LSTM, T=100 B=64 I=H=256,
-# float32) 2 took about a tenth off the forward pass and left forward+backward as it was; 8 was slower in both.
-UNROLL = 2
+# Steps per iteration of the scan's loop. Unrolling 2 took about a tenth off the forward pass on a 2-core CPU
+# (notes' GRU and LSTM, T=100 B=64 I=H=256, float32) and left forward+backward as it was, but every compile took
+# ~1.5x as long (the conformance suite's stacked and bidirectional jax cases: 112 s -> 169 s): not unrolled.
+UNROLL = 1
 
 
 def cell_for(cell: str, variant: str = "notes") -> tuple[Cell, int]:
