@@ -32,8 +32,6 @@ def mv(W, v):
     return v @ W.T
 
 
-
-
 def inputs(w, x):
     """``W_*x x_t + b_*`` of every gate and every step at once: ``x: (T, B, I) -> (T, B, G·H)``, one GEMM."""
     xp = mv(w["W_x"], x)
@@ -174,6 +172,11 @@ _CELLS = {
     ("gru", "notes"): (gru_weights, gru_step),
     ("gru", "reset_after"): (gru_reset_after_weights, gru_reset_after_step),
 }
+
+
+def cell_key(cell: str, variant: str = "notes") -> tuple[str, str]:
+    """The key of ``cell`` in :func:`cells_for`'s dict (``variant`` only distinguishes GRUs)."""
+    return (cell, variant if cell == "gru" else "notes")
 
 
 def cells_for(tanh, sigmoid, cat, gates) -> dict:

@@ -56,9 +56,9 @@ def loaded_library(stem: str, maps: str = "/proc/self/maps") -> str | None:
     except OSError:
         return None
     for line in lines:
-        path = line.split()[-1] if line.split() else ""
-        if Path(path).name.startswith(f"{stem}.so"):
-            return path
+        fields = line.split()
+        if fields and Path(fields[-1]).name.startswith(f"{stem}.so"):
+            return fields[-1]
     return None
 
 
@@ -79,7 +79,6 @@ class Cublas:
         if path is None:
             raise OSError("libcublas is not loaded and not found")
         self.lib = lib = ctypes.CDLL(path)
-        self.cupy = cupy
         handle = ctypes.c_void_p()
         self._check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate_v2")
         self.handle = handle

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .cell_equations import Cell, cells_for, inputs
+from .cell_equations import Cell, cell_key, cells_for, inputs
 
 # the notes' cells, see backends/cell_equations.py
 CELLS = cells_for(jnp.tanh, jax.nn.sigmoid, jnp.concatenate, lambda a, n: jnp.split(a, n, axis=-1))
@@ -30,7 +30,7 @@ UNROLL = 1
 
 def cell_for(cell: str, variant: str = "notes") -> tuple[Cell, int]:
     """The :class:`~.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number of states."""
-    return CELLS[(cell, variant if cell == "gru" else "notes")], 2 if cell == "lstm" else 1
+    return CELLS[cell_key(cell, variant)], 2 if cell == "lstm" else 1
 
 
 def scan(cell: Cell, p, x, state0: tuple, lengths=None, reverse=False):

@@ -20,15 +20,10 @@ from typing import Callable
 
 import torch
 
-from .cell_equations import Cell, cells_for, inputs
+from .cell_equations import Cell, cell_key, cells_for, inputs
 
 # the notes' cells, see backends/cell_equations.py
 CELLS = cells_for(torch.tanh, torch.sigmoid, torch.cat, lambda a, n: a.chunk(n, dim=-1))
-
-
-def cell_key(cell: str, variant: str = "notes") -> tuple[str, str]:
-    """The :data:`CELLS` key of ``cell`` (``variant`` only distinguishes GRUs)."""
-    return (cell, variant if cell == "gru" else "notes")
 
 
 def masked(step: Callable) -> Callable:
