@@ -413,3 +413,51 @@ def test_a_failed_capture_runs_the_loop_eagerly_and_says_why():
     assert graphs(("forward", "rnn"), (), lambda: ran.append(1)) == "fused"
     assert graphs(("forward", "rnn"), (), lambda: ran.append(2)) == "fused"
     assert ran == [1, 2] and graphs.error == "RuntimeError: capture refused"
+
+
+class KeyCheck:
+    """A step-graph engine that runs each loop eagerly and asserts that every array a launch or GEMM in it
+    touches shares memory with a buffer of the loop's key: a graph replays only where those are unchanged."""
+
+    def __init__(self, host):
+        self.host, self.keyed, self.loops = host, None, 0
+
+    def _touch(self, arrays):
+        for a in arrays:
+            if isinstance(a, np.ndarray) and self.keyed is not None:
+                assert any(np.shares_memory(a, b) for b in self.keyed), f"{a.shape} {a.dtype} is not in the key"
+
+    def launch(self, name, dtype, n, *args):
+        self._touch(args)
+        self.host.launch(name, dtype, n, *args)
+
+    def gemm(self, a, b, out):
+        self._touch((a, b, out))
+        self.host.gemm(a, b, out)
+
+    def __call__(self, tag, buffers, loop):
+        self.keyed, self.loops = [b for b in buffers if b is not None], self.loops + 1
+        try:
+            loop()
+        finally:
+            self.keyed = None
+        return "graph"
+
+    def context(self):
+        return cupy_cells.Context(np, self.launch, self.launch, gemm=self.gemm, graphs=self)
+
+
+@pytest.mark.parametrize("op", [op for op in catalog.ops().values() if op.function in cupy_cells.FUNCTIONS],
+                         ids=lambda op: op.name)
+def test_every_array_a_step_loop_touches_is_in_its_graph_key(host, op):
+    check = KeyCheck(host)
+    shape = op.shapes[0]
+    inputs, cotangents, _ = calibration.reference_case(op, shape, "float64", "vjp")
+    _run(check.context(), op, inputs, tuple(np.asarray(c) for c in cotangents))
+    assert check.loops >= 2
+
+
+def test_an_array_missing_from_a_graph_key_is_caught(host):
+    check, keyed, other = KeyCheck(host), np.zeros((2, 2)), np.zeros((2, 2))
+    with pytest.raises(AssertionError, match="not in the key"):
+        check(("t",), (keyed,), lambda: check.gemm(keyed, other, keyed))
