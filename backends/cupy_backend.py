@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps
+from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps
 
 from . import cupy_cells, cupy_embedding, cupy_graphs
 from .cupy_cells import SUFFIX, Context

@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported
+from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported
 
 
 def _functions() -> dict:

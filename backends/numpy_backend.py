@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from seqbench import catalog
-from seqbench.protocol import Backend, TrainingSteps
+from seqbench.backends.protocol import Backend, TrainingSteps
 from seqbench.reference import training
 
 

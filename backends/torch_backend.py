@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from seqbench.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported, tree_map
+from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported, tree_map
 
 _RECURRENT = ("rnn", "lstm", "gru", "bidirectional", "stacked")
 

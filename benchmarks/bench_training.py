@@ -2,7 +2,7 @@
 
 ``bench_training.train.track_<metric>(model, trainer, device, fraction)``:
 the trainer is a backend's update step in seqbench's shared loop
-(:mod:`seqbench.trainers`) or ``gensim`` (its ``Word2Vec``, same corpus,
+(:mod:`seqbench.embed.trainers`) or ``gensim`` (its ``Word2Vec``, same corpus,
 settings and thread count; skip-gram and CBOW only); ``fraction`` trains
 on the first part of the corpus, to see how a gap moves with corpus size.
 Metrics: ``words_per_second`` (corpus words per second of training),
@@ -24,8 +24,9 @@ negatives, min count 5, 5 epochs, fractions 0.25 and 1.
 
 import os
 
-from seqbench import corpus, embed, registry, trainers
-from seqbench.protocol import BackendUnavailable, Unsupported
+from seqbench.embed import corpus, command as embed, trainers
+from seqbench.backends import registry
+from seqbench.backends.protocol import BackendUnavailable, Unsupported
 
 from . import common
 

@@ -86,8 +86,9 @@ import time
 
 import numpy as np
 
-from seqbench import catalog, registry
-from seqbench.protocol import BackendUnavailable
+from seqbench import catalog
+from seqbench.backends import registry
+from seqbench.backends.protocol import BackendUnavailable
 
 #: catalog shape key -> asv parameter name, in the order the parameters come
 AXES = {"T": "seq_len", "H": "hidden", "V": "vocab", "d": "dim", "B": "batch", "N": "words"}

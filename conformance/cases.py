@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
-from seqbench import catalog, registry
-from seqbench.protocol import DTYPES, BackendUnavailable
+from seqbench import catalog
+from seqbench.backends import registry
+from seqbench.backends.protocol import DTYPES, BackendUnavailable
 
 DEVICE_KINDS = ("cpu", "cuda")
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import registry, results
+from seqbench.backends import registry
+from seqbench.results import records as results
 
 from .cases import Selection, cases, known_failure
 

@@ -2,15 +2,16 @@
 
 Each case rounds the catalog's inputs to the tested dtype, runs the reference
 in float64 on those same values, and judges every output and gradient leaf
-with :mod:`seqbench.tolerance`: within a small multiple of the error of a
-faithful implementation in the same precision (:mod:`seqbench.calibration`),
+with :mod:`seqbench.precision.tolerance`: within a small multiple of the error of a
+faithful implementation in the same precision (:mod:`seqbench.precision.calibration`),
 plus a floor, under a hard cap. A failure message names the worst leaf,
 both errors, and gives a one-line reproduction.
 """
 
 import pytest
 
-from seqbench import calibration, registry, tolerance
+from seqbench.precision import calibration, tolerance
+from seqbench.backends import registry
 
 
 def _repro(case, kind):

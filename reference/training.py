@@ -2,7 +2,7 @@
 
 Each step is the gradient of a loss the reference states, applied to the
 parameters; the trainers (:mod:`seqbench.embed`) repeat it over a corpus,
-and every backend's step is checked against these (``tests/test_embed.py``:
+and every backend's step is checked against these (``tests/embed/test_embed.py``:
 one minibatch update equals the reference update). The functions return new
 arrays and leave their arguments alone.
 """

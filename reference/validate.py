@@ -17,7 +17,7 @@ def float_array(name: str, value, shape: tuple | None = None, dims: str | None =
     ``shape`` may hold ``None`` for a free axis; ``dims`` names the axes for
     the error message, e.g. ``"(T, B, I)"``.
     """
-    array = np.asanyarray(value)  # subclasses that compute like arrays (seqbench.faithful.Rounded) are kept
+    array = np.asanyarray(value)  # subclasses that compute like arrays (seqbench.precision.faithful.Rounded) are kept
     if isinstance(array, np.matrix):
         array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.floating):

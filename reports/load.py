@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqbench import catalog, results
+from seqbench import catalog
+from seqbench.results import records as results
 
 from . import peaks, training
 

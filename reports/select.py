@@ -39,7 +39,7 @@ class Candidate:
     peak_source: str | None  # what the roofline's peak is: measured, datasheet or estimate
     peak_memory: float
     max_err_eps: float
-    ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.tolerance)
+    ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.precision.tolerance)
     estimated_time_s: float = math.nan  # at the requested shape, when it was not measured
 
 

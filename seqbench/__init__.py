@@ -6,7 +6,7 @@
 """
 
 from . import catalog, reference
-from .registry import available, backend, backends
+from seqbench.backends.registry import available, backend
 
-__all__ = ["available", "backend", "backends", "catalog", "reference"]
+__all__ = ["available", "backend", "catalog", "reference"]  # seqbench.backends is the backends' package
 __version__ = "0.1.0"

@@ -7,7 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__, bench, catalog, check, console, embed, registry
+from seqbench import __version__, catalog, console
+from seqbench.jobs import bench, check
+from seqbench.embed import command as embed
+from seqbench.backends import registry
 from . import run as main_job
 from .reports import cli as reports_cli
 
@@ -40,7 +43,7 @@ def _check(args) -> int:
                for name in ("backend", "device", "dtype", "op") if getattr(args, name)]
     options += ["--seqbench-large"] if args.large else []
     if args.cluster:
-        from .cluster_sweeps import check_command
+        from seqbench.fleet.sweeps import check_command
 
         return check_command(args, [o for o in options if o.startswith(("--seqbench-dtype", "--seqbench-large"))])
     from .conformance.cases import Selection, check_selection

@@ -15,7 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
-from . import bench, check, console, registry
+from seqbench.jobs import bench, check
+from seqbench import console
+from seqbench.backends import registry
 
 #: what the main job checks, and benchmarks on the CPU, when no --op is given: the notes' cells
 RUN_OPS = ("rnn", "lstm", "gru", "gru_reset_after")
@@ -123,8 +125,8 @@ def on_cluster(args) -> int:
     """The main job over a Ray cluster (``--cluster``): the checks of every device the workers have in shards,
     then the benchmarks in shards (the quick grid on CPU workers, the gpu grid on GPU workers), gathered into
     ``<out>/results``; then the report and the summary here."""
-    from . import cluster
-    from . import cluster_sweeps as sweeps
+    from seqbench.fleet import engine as cluster
+    from seqbench.fleet import sweeps as sweeps
 
     out = Path(args.out).resolve()
     results, logs = out / "results", out / "logs"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import bench, check, registry
+from seqbench.jobs import bench, check
+from seqbench.backends import registry
 from seqbench import run as main_job
-from seqbench.registry import Status
+from seqbench.backends.registry import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 

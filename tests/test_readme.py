@@ -30,7 +30,8 @@ def _table_at(text: str) -> str:
 
 def tolerance_table() -> str:
     """What the tolerance model allows at the recurrent conformance shape (regenerate the README's from this)."""
-    from seqbench import calibration, catalog
+    from seqbench.precision import calibration
+    from seqbench import catalog
 
     def pair(row, kind, what):
         return f"{row[f'{kind} l2 {what}']:.2g} / {row[f'{kind} max {what}']:.2g}"

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from seqbench import cluster_sweeps
+from seqbench.fleet import sweeps as cluster_sweeps
 
 
 def dies(spec, shard):

@@ -1,4 +1,4 @@
-"""Third-party backends for tests/test_tolerance.py, found through the ``seqbench.backends`` entry point.
+"""Third-party backends for tests/precision/test_tolerance.py, found through the ``seqbench.backends`` entry point.
 
 Each computes the float64 reference and stores its results in the tested
 precision, as the most accurate backend possible would; the wrong ones then
@@ -10,9 +10,9 @@ TF32 budgets are tested without a GPU.
 
 import numpy as np
 
-from seqbench import tolerance
+from seqbench.precision import tolerance
 from seqbench.backends.numpy_backend import NumpyBackend
-from seqbench.protocol import tree_map
+from seqbench.backends.protocol import tree_map
 
 OPS = {"rnn", "lstm", "gru_reset_after", "bidirectional_rnn", "bidirectional_lstm", "stacked_gru",
        "sequence_loss", "softmax_prob", "negative_sampling_lookup_loss", "glove_cost"}

@@ -1,0 +1,242 @@
+"""The backend protocol: what a backend implements and what every backend offers.
+
+A backend subclasses :class:`Backend`, imports its framework in ``__init__``
+(raising :class:`BackendUnavailable` with a reason when it cannot), and
+implements per op a forward and a vjp over *device-resident* inputs:
+
+* ``forward_impl(op, device, dtype) -> f(**inputs) -> tuple of outputs``
+* ``vjp_impl(op, device, dtype) -> g(cotangents, **inputs) -> gradient dict``
+
+plus ``to_device``/``to_numpy``. The public methods :meth:`Backend.run`,
+:meth:`Backend.vjp` and :meth:`Backend.prepare` are shared: they check the
+arguments with the reference's own checks (so every backend rejects bad input
+with the reference's error), move inputs to the device once, and bring
+results back as NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from seqbench import catalog, reference
+from seqbench.reference import validate
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here; ``str(error)`` says why."""
+
+
+class Unsupported(ValueError):
+    """A backend was asked for an op, device or dtype it does not support; says why."""
+
+
+@dataclass(frozen=True)
+class Support:
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def tree_map(fn: Callable, tree):
+    """Apply ``fn`` to every leaf of nested dicts, lists and tuples."""
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(tree_map(fn, v) for v in tree)
+    return fn(tree)
+
+
+def _lists_as_arrays(inputs: dict) -> dict:
+    """Plain lists of numbers (``lengths=[3, 2]``) as arrays, as the reference reads them;
+    lists of parameter dicts (a stack's ``params``) stay lists."""
+    out = {}
+    for name, value in inputs.items():
+        if isinstance(value, (list, tuple)) and not any(isinstance(v, dict) for v in value):
+            value = np.asarray(value)
+        out[name] = value
+    return out
+
+
+def tree_leaves(tree, path=()):
+    """``(path, leaf)`` for every leaf of nested dicts, lists and tuples; a path is a tuple of keys."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from tree_leaves(v, path + (k,))
+    elif isinstance(tree, (list, tuple)):
+        for k, v in enumerate(tree):
+            yield from tree_leaves(v, path + (k,))
+    else:
+        yield path, tree
+
+
+def tree_get(tree, path):
+    """The leaf of ``tree`` at ``path`` (as given by :func:`tree_leaves`)."""
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+@dataclass(frozen=True)
+class TrainingSteps:
+    """A backend's update steps for the embedding trainers (:mod:`seqbench.embed`), on one device and dtype.
+
+    * ``negative_sampling(state, w_ctx, w_o, w_neg, lr)``: state ``{"E_in", "E_out"}``;
+    * ``glove(state, rows, cols, x, lr)``: state ``{"theta", "e", "b", "b_prime"}`` and their AdaGrad
+      accumulators ``"G_theta"``, ...;
+
+    both the math of :mod:`seqbench.reference.training`. The state holds device arrays (``to_device``); the
+    batches are NumPy arrays (int64 ids, float64 counts); a step returns the new state and may update the
+    old one in place.
+    """
+
+    negative_sampling: Callable
+    glove: Callable
+
+
+class Backend:
+    """Base class of every backend; see the module docstring for what to implement."""
+
+    name = ""
+    #: dtypes per device kind, e.g. {"cpu": ("float32", "float64")}
+    dtypes_by_device: dict = {"cpu": ("float32", "float64")}
+
+    # --- what a backend implements -------------------------------------------------
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def implemented(self) -> set[str]:
+        """Names of the catalog ops this backend implements."""
+        return set()
+
+    def support_reason(self, op: catalog.Op, device: str, dtype: str) -> str:
+        """Why ``op`` cannot run on ``device`` in ``dtype`` beyond the generic checks ("" = it can)."""
+        return ""
+
+    def to_device(self, array: np.ndarray, device: str, dtype: str | None):
+        raise NotImplementedError
+
+    def to_numpy(self, array) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward_impl(self, op: catalog.Op, device: str, dtype: str) -> Callable:
+        raise NotImplementedError
+
+    def vjp_impl(self, op: catalog.Op, device: str, dtype: str) -> Callable:
+        raise NotImplementedError
+
+    def synchronize(self, device: str) -> None:
+        """Wait until queued work on ``device`` is done (no-op for synchronous backends)."""
+
+    def reset_peak_memory(self, device: str) -> None:
+        """Start a new peak-memory window on ``device``."""
+
+    def peak_memory(self, device: str) -> int | None:
+        """Peak device memory in bytes since :meth:`reset_peak_memory`; ``None`` if not measurable."""
+        return None
+
+    def device_name(self, device: str) -> str:
+        """The hardware behind ``device``, e.g. the CPU model or the GPU's name."""
+        from seqbench.results.records import cpu_name
+
+        return cpu_name()
+
+    def versions(self) -> dict:
+        """Framework and library versions, for result records."""
+        return {"numpy": np.__version__}
+
+    def math_mode(self, device: str, dtype: str) -> str:
+        """The math mode in effect, e.g. ``"ieee"`` or ``"tf32"``: recorded with every result."""
+        return "ieee"
+
+    def training_steps(self, device: str, dtype: str) -> TrainingSteps:
+        """The embedding trainers' update steps (:class:`TrainingSteps`); a backend without them raises."""
+        raise Unsupported(f"{self.name}: offers no embedding trainer steps")
+
+    # --- what every backend offers -------------------------------------------------
+
+    def dtypes(self, device: str) -> tuple:
+        return self.dtypes_by_device.get(device.split(":")[0], ())
+
+    def supports(self, op: str | catalog.Op, device: str = "cpu", dtype: str = "float32") -> Support:
+        """Whether ``op`` runs here on ``device`` in ``dtype``, with the reason when not."""
+        entry = catalog.get(op) if isinstance(op, str) else op
+        if device not in self.devices():
+            return Support(False, f"{self.name}: no device {device!r} here (devices: {self.devices()})")
+        if dtype not in self.dtypes(device):
+            return Support(False, f"{self.name}: dtype {dtype} is not supported on {device} (supported: {list(self.dtypes(device))})")
+        if entry.name not in self.implemented():
+            return Support(False, f"{self.name}: op {entry.name!r} is not implemented")
+        reason = self.support_reason(entry, device, dtype)
+        return Support(not reason, reason)
+
+    def _checked(self, op_name, device, dtype, inputs):
+        validate.choice("dtype", dtype, DTYPES)
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+        op, inputs = catalog.resolve(op_name, _lists_as_arrays(inputs))
+        reference.check(op.function, **inputs)
+        support = self.supports(op, device, dtype)
+        if not support:
+            raise Unsupported(support.reason)
+        return op, inputs
+
+    def _to_device_tree(self, tree, device, dtype):
+        def move(leaf):
+            if isinstance(leaf, np.ndarray) or isinstance(leaf, (np.floating, np.integer)):
+                array = np.asarray(leaf)
+                return self.to_device(array, device, dtype if np.issubdtype(array.dtype, np.floating) else None)
+            return leaf
+
+        return tree_map(move, tree)
+
+    def _to_numpy_tree(self, tree):
+        return tree_map(lambda leaf: leaf if leaf is None else self.to_numpy(leaf), tree)
+
+    def _cotangents(self, op, cotangents, inputs):
+        shapes = op.output_shapes(inputs)
+        if len(shapes) == 1 and not isinstance(cotangents, (tuple, list)):
+            cotangents = (cotangents,)
+        if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(shapes):
+            raise ValueError(f"cotangents must be a tuple of {len(shapes)} arrays, one per output {op.outputs}")
+        return tuple(
+            np.zeros(shape) if c is None else validate.float_array(f"cotangents[{k}]", np.asarray(c, dtype=float) if np.isscalar(c) else c, shape)
+            for k, (c, shape) in enumerate(zip(cotangents, shapes))
+        )
+
+    def run(self, op: str, device: str = "cpu", dtype: str = "float32", **inputs) -> tuple:
+        """Forward ``op`` with the reference function's arguments; NumPy outputs (always a tuple)."""
+        entry, inputs = self._checked(op, device, dtype, inputs)
+        outputs = self.forward_impl(entry, device, dtype)(**self._to_device_tree(inputs, device, dtype))
+        return self._to_numpy_tree(tuple(outputs))
+
+    def vjp(self, op: str, cotangents, device: str = "cpu", dtype: str = "float32", **inputs) -> dict:
+        """Gradients of ``op`` pulled back from ``cotangents``; the reference's result structure."""
+        entry, inputs = self._checked(op, device, dtype, inputs)
+        cotangents = self._cotangents(entry, cotangents, inputs)
+        grads = self.vjp_impl(entry, device, dtype)(
+            self._to_device_tree(cotangents, device, dtype), **self._to_device_tree(inputs, device, dtype)
+        )
+        return self._to_numpy_tree(grads)
+
+    def prepare(self, op: str, device: str, dtype: str, inputs: dict, cotangents=None) -> Callable[[], object]:
+        """A no-argument callable running ``op`` on inputs already on the device (for timing).
+
+        With ``cotangents`` it runs the forward and backward pass (the vjp),
+        otherwise the forward pass. The caller synchronizes.
+        """
+        entry, inputs = self._checked(op, device, dtype, inputs)
+        device_inputs = self._to_device_tree(inputs, device, dtype)
+        if cotangents is None:
+            forward = self.forward_impl(entry, device, dtype)
+            return lambda: forward(**device_inputs)
+        device_cotangents = self._to_device_tree(self._cotangents(entry, cotangents, inputs), device, dtype)
+        backward = self.vjp_impl(entry, device, dtype)
+        return lambda: backward(device_cotangents, **device_inputs)

@@ -1,0 +1,270 @@
+"""The embedding trainers: corpus handling, the update steps against the reference, quality metrics, the CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqbench.embed import corpus, quality, trainers
+from seqbench.backends import registry
+from seqbench.precision import training_check
+from seqbench.backends.numpy_backend import NumpyBackend
+from seqbench.backends.protocol import TrainingSteps
+from seqbench.reference import cooccurrence, training
+
+pytest.importorskip("gensim", reason="the corpora and the quality test sets ship with gensim")
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = [name for name in ("numpy", "torch", "jax") if name in registry.available()]
+
+
+# --- the update steps ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", training_check.DTYPES)
+@pytest.mark.parametrize("model", trainers.MODELS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_minibatch_update_equals_the_reference_update(backend, model, dtype):
+    verdict = training_check.check_step(registry.backend(backend), "cpu", dtype, model)
+    w = verdict.worst
+    assert verdict.passed, f"{backend} {model} {dtype}: {w.leaf} {w.metric} {w.error:.3g} eps > {w.budget:.3g}"
+
+
+class WrongSteps(NumpyBackend):
+    """A plug-in whose steps are the reference's but for one deliberate mistake, named by ``mistake``."""
+
+    name = "wrong-steps"
+
+    def __init__(self, mistake):
+        self.mistake = mistake
+
+    def training_steps(self, device, dtype):
+        def negative_sampling(state, w_ctx, w_o, w_neg, lr):
+            if self.mistake == "mean-share":  # CBOW's context rows get the gradient of the mean, not word2vec's dh
+                E_in, E_out = training.negative_sampling_step(state["E_in"], state["E_out"], w_ctx, w_o, w_neg, lr)
+                share = 1 / (w_ctx >= 0).sum(axis=1).mean()
+                return {"E_in": state["E_in"] + share * (E_in - state["E_in"]), "E_out": E_out}
+            if self.mistake == "no-negatives":
+                w_neg = np.broadcast_to(w_o[:, None], w_neg.shape)  # the noise words replaced by the centre word
+            new = training.negative_sampling_state_step(state, w_ctx, w_o, w_neg, lr)
+            if self.mistake == "scaled":
+                new = {k: v + 1e-5 * (v - state[k]) for k, v in new.items()}
+            return new
+
+        def glove(state, rows, cols, x, lr):
+            if self.mistake == "sgd":  # plain SGD: no AdaGrad scaling
+                flat = {**state, **{f"G_{k}": np.zeros_like(state[f"G_{k}"]) for k in training.GLOVE_PARAMETERS}}
+                new = training.glove_state_step(flat, rows, cols, x, lr)
+                return {**new, **{k: state[k] for k in state if k.startswith("G_")}}
+            return training.glove_state_step(state, rows, cols, x, lr)
+
+        return TrainingSteps(negative_sampling, glove)
+
+
+@pytest.mark.parametrize("mistake, model", [("mean-share", "cbow"), ("no-negatives", "skipgram"),
+                                            ("scaled", "skipgram"), ("scaled", "cbow"), ("sgd", "glove")])
+def test_a_wrong_update_step_fails(mistake, model):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        verdict = training_check.check_step(WrongSteps(mistake), "cpu", "float32", model)
+    assert not verdict.passed, f"{mistake} passed: worst {verdict.worst}"
+
+
+def test_training_refuses_half_precision():
+    with pytest.raises(ValueError, match="--dtype must be one of"):
+        training_check.check_step(registry.backend("numpy"), "cpu", "float16", "skipgram")
+
+
+# --- corpus ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def text(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("a b a c a b\nb a d\n\nc a b a\n")
+    return path
+
+
+def test_vocabulary_is_counted_in_one_pass_most_frequent_first(text):
+    vocab = corpus.Vocabulary.build(text, min_count=2)
+    assert vocab.words == ("a", "b", "c") and list(vocab.counts) == [6, 4, 2] and vocab.corpus_words == 13
+    assert list(vocab.ids(["c", "d", "a"])) == [2, 0]  # d is below min_count: dropped
+    with pytest.raises(ValueError, match="--min-count 9 keeps no word"):
+        corpus.Vocabulary.build(text, min_count=9)
+
+
+def test_long_lines_are_cut_into_sentences_as_gensim_does(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_SENTENCE", 4)
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(map(str, range(10))) + "\n")
+    assert [len(s) for s in corpus.sentences_of(path)] == [4, 4, 2]
+
+
+def test_subsampling_keeps_rare_words_and_drops_frequent_ones():
+    keep = corpus.keep_probability(np.array([1_000_000, 1000, 10]), sample=1e-3)
+    f = 1_000_000 / 1_001_010
+    assert keep[0] == pytest.approx((np.sqrt(f / 1e-3) + 1) * 1e-3 / f) and keep[0] < 0.05
+    assert keep[1] == keep[2] == 1.0
+    assert list(corpus.keep_probability(np.array([5, 5]), 0)) == [1.0, 1.0]
+
+
+def test_dynamic_windows_stay_inside_the_sentence_and_the_reach_drawn():
+    rng = np.random.default_rng(0)
+    ids = np.arange(100, 130)
+    w_ctx, w_o = corpus.skipgram_items(ids, 3, rng)
+    distance = np.abs(w_ctx[:, 0] - w_o)
+    assert w_ctx.shape[1] == 1 and distance.min() == 1 and distance.max() == 3
+    assert np.bincount(distance)[1] > np.bincount(distance)[3]  # a reach of 1 is drawn for every window size
+    w_ctx, w_o = corpus.cbow_items(ids, 3, rng)
+    assert w_ctx.shape == (30, 6) and np.all((w_ctx >= 0).any(axis=1))
+    present = w_ctx >= 0
+    assert np.all(np.abs(np.where(present, w_ctx, w_o[:, None]) - w_o[:, None]) <= 3)
+    assert corpus.cbow_items(np.array([7]), 3, rng)[0].shape == (0, 6)  # a one-word sentence has no window
+
+
+def test_cooccurrence_sums_the_reference_counts_of_each_sentence(text):
+    vocab = corpus.Vocabulary.build(text, min_count=1)
+    X = corpus.cooccurrence_counts(text, vocab, 2, chunk=1).toarray()
+    expected = sum(cooccurrence(vocab.ids(s), len(vocab), 2).toarray() for s in corpus.sentences_of(text) if len(s) > 1)
+    np.testing.assert_allclose(X, expected)
+
+
+def test_corpus_argument_names_what_it_expected(tmp_path):
+    assert corpus.corpus_path("lee_background.cor").name == "lee_background.cor"
+    for bad, message in ((str(tmp_path / "none.txt"), "no file"), (str(tmp_path), "got the folder")):
+        with pytest.raises(ValueError, match=message):
+            corpus.corpus_path(bad)
+
+
+# --- quality -----------------------------------------------------------------------------------------
+
+def test_wordsim_is_spearman_of_cosines_against_the_human_scores(tmp_path):
+    path = tmp_path / "sim.tsv"
+    path.write_text("# header\nA\tb\t9.0\na\tc\t5.0\na\td\t1.0\na\tzzz\t3.0\n")
+    words = ["a", "b", "c", "d"]
+    angles = {"a": 0.0, "b": 0.1, "c": 0.8, "d": 1.5}
+    good = np.array([[np.cos(angles[w]), np.sin(angles[w])] for w in words])
+    assert quality.wordsim(words, good, path) == {"spearman": pytest.approx(1.0), "pairs": 3, "of": 4}
+    assert quality.wordsim(words, good[[0, 3, 2, 1]], path)["spearman"] == pytest.approx(-1.0)
+
+
+def test_analogies_are_3cosadd_with_the_question_words_excluded(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_text(": section\nman king woman queen\nman king woman prince\nx y z w\n")
+    words = ["man", "king", "woman", "queen", "prince"]
+    vectors = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 1, 1, 0], [0.1, 0.1, 0.1, 1]], dtype=float)
+    assert quality.analogies(words, vectors, path) == {"accuracy": 0.5, "questions": 2, "of": 3}
+
+
+def test_vectors_are_written_in_the_word2vec_format_gensim_reads(tmp_path):
+    from gensim.models import KeyedVectors
+
+    vectors = np.random.default_rng(0).standard_normal((3, 5))
+    quality.write_word2vec(tmp_path / "v.txt", ["a", "b", "c"], vectors)
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "v.txt"))
+    assert kv.index_to_key == ["a", "b", "c"]
+    np.testing.assert_allclose(kv["b"], vectors[1], rtol=1e-5)
+
+
+# --- the shared loop ---------------------------------------------------------------------------------
+
+SMALL = {"dim": 16, "epochs": 1, "fraction": 0.3, "seed": 3}
+
+
+@pytest.mark.parametrize("model", trainers.MODELS)
+def test_every_backend_trains_the_same_vectors_through_the_shared_loop(model):
+    """Same corpus, seed and batches: backends differ only by their step, so in float64 their vectors agree."""
+    path = corpus.gensim_data("lee_background.cor")
+    s = trainers.Settings(model=model, **SMALL)
+    vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
+    runs = {b: trainers.train(registry.backend(b), "cpu", "float64", path, s, vocab) for b in BACKENDS}
+    reference = runs["numpy"].vectors
+    assert np.all(np.isfinite(reference)) and runs["numpy"].words == vocab.total
+    for name, run in runs.items():
+        np.testing.assert_allclose(run.vectors, reference, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_skipgram_learns_more_than_chance_on_a_shipped_corpus():
+    path = corpus.gensim_data("lee_background.cor")
+    s = trainers.Settings(model="skipgram", dim=50, epochs=3, seed=1)
+    run = trainers.train(registry.backend(BACKENDS[-1]), "cpu", "float32", path, s)
+    frequent = run.vectors[:50] / np.linalg.norm(run.vectors[:50], axis=1, keepdims=True)
+    untrained = np.random.default_rng(0).random(run.vectors.shape) - 0.5
+    rest = untrained[:50] / np.linalg.norm(untrained[:50], axis=1, keepdims=True)
+    # trained vectors of frequent words share directions (the corpus's topics); random ones do not
+    assert np.abs(frequent @ frequent.T).mean() > 2 * np.abs(rest @ rest.T).mean()
+
+
+# --- seqbench embed ----------------------------------------------------------------------------------
+
+def embed(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "seqbench", "embed", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_embed_trains_writes_vectors_and_reports_quality_beside_gensim(tmp_path):
+    from gensim.models import KeyedVectors
+
+    out = tmp_path / "v.txt"
+    done = embed("--backend", BACKENDS[-1], "--corpus", "lee_background.cor", "--epochs", "1", "--dim", "20",
+                 "--peer", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "update step: conforms" in done.stdout
+    assert "wordsim353 ρ" in done.stdout and "gensim (" in done.stdout and "words/s" in done.stdout
+    assert KeyedVectors.load_word2vec_format(str(out)).vector_size == 20
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", "no-such.txt"], "--corpus must be a text file"),
+    (["--dim", "0"], "--dim must be a whole number ≥ 1"),
+    (["--dtype", "float16"], "--dtype must be one of"),
+    (["--backend", "nope"], "nope"),
+    (["--backend", "torch-native"], "train with --backend torch"),
+    (["--model", "glove", "--peer"], "--peer trains gensim's Word2Vec"),
+    (["--device", "cuda"], "--device must be one of"),
+])
+def test_embed_refuses_bad_input_in_one_line(args, message, tmp_path):
+    done = embed(*args, "--out", str(tmp_path / "v.txt"))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "v.txt").exists()
+
+
+# --- the report's section ------------------------------------------------------------------------------
+
+def _points(machine="m", **runs):
+    """asv points of bench_training.train for ``runs = {"model-trainer-fraction": {metric: value}}``."""
+    points = []
+    for key, metrics in runs.items():
+        model, trainer, fraction = key.split("-")
+        for metric, value in metrics.items():
+            points.append({"machine": machine, "suite": "bench_training.train", "method": f"track_{metric}",
+                           "date": 1, "value": value, "params": {"model": model, "trainer": trainer,
+                                                                 "device": "cpu", "fraction": float(fraction)}})
+    return points
+
+
+def test_the_report_shows_speed_against_gensim_and_decides_each_claim():
+    from seqbench.reports import training as report
+
+    def run(speed, rho, rare, frequent):
+        return {"words_per_second": speed, "wordsim": rho, "wordsim_rare": rare, "wordsim_frequent": frequent,
+                "wordsim_pairs": 96, "analogy": 0.01}
+
+    runs = report.table(_points(**{
+        "skipgram-gensim-1.0": run(400e3, 0.38, 0.31, 0.50), "cbow-gensim-1.0": run(1.2e6, 0.08, -0.05, 0.18),
+        "skipgram-jax-1.0": run(100e3, 0.37, 0.30, 0.51), "cbow-jax-1.0": run(300e3, 0.06, -0.08, 0.15),
+        "skipgram-jax-0.25": run(100e3, 0.20, 0.1, 0.3), "cbow-jax-0.25": run(300e3, 0.01, 0.0, 0.1),
+    }))
+    jax_sg = runs[(runs.trainer == "jax") & (runs.model == "skipgram") & (runs.fraction == 1.0)].iloc[0]
+    assert jax_sg.vs_gensim == pytest.approx(0.25)
+    claims = report.claims(runs).set_index(["trainer", "claim"])["holds here"]
+    jax = "jax on cpu (m)"
+    assert claims[(jax, "CBOW trains faster")] == "yes"
+    assert claims[(jax, "skip-gram is better on rare words")] == "yes"
+    assert claims[(jax, "CBOW is better on frequent words")] == "no"
+    assert claims[(jax, "skip-gram's lead is largest on a small corpus")] == "no"  # 0.19 at 0.25 < 0.31 at 1
+    assert ("gensim on cpu (m)", "skip-gram's lead is largest on a small corpus") not in claims  # one size only
+    assert report.blocks(report.table([])) == []
+    few = report.table(_points(**{"skipgram-numpy-1.0": {**run(1, 0.1, 0.1, 0.1), "wordsim_pairs": 45},
+                                  "cbow-numpy-1.0": {**run(2, 0.1, 0.0, 0.1), "wordsim_pairs": 45}}))
+    verdicts = report.claims(few).set_index("claim")["holds here"]
+    assert verdicts["CBOW trains faster"] == "yes"
+    assert verdicts["skip-gram is better on rare words"].startswith("undecided: 45 pairs")
