@@ -16,7 +16,7 @@ results back as NumPy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -100,10 +100,41 @@ class TrainingSteps:
     glove: Callable
 
 
+@dataclass(frozen=True)
+class Traits:
+    """What the harness knows of a backend beyond its ops, declared on its class (``traits = Traits(...)``).
+
+    Read from the class without instantiating it (:func:`seqbench.backends.registry.traits`), so a backend
+    that cannot run here keeps its traits in grids, shard plans and reports. Every field has a neutral
+    default: a backend that declares nothing is benchmarked on every grid in the grid's dtypes, costs no
+    compile time, and is labelled by its name.
+
+    * ``implementation``: the label reports show beside the name ("cuDNN via nn.LSTM", "raw CUDA kernels");
+    * ``compile_seconds``: device kind ("cpu", "cuda") -> seconds it takes to compile one op at one shape and
+      dtype (shard plans cost it; on a device where it is a second or more, the main job checks the backend on
+      one shape);
+    * ``grid_dtypes``: grid name -> ``(dtypes, why)``: the dtypes that grid benchmarks it in, when fewer than
+      the grid's own;
+    * ``left_out_of_grids``: grid name -> why that grid's backend axis leaves it out;
+    * ``left_out_of_main_job``: why ``seqbench run`` leaves it out unless asked for by name ("" = it runs);
+    * ``preimport``: modules worth importing once in asv's fork server (its framework), so every benchmark
+      process starts with them.
+    """
+
+    implementation: str = ""
+    compile_seconds: dict = field(default_factory=dict)
+    grid_dtypes: dict = field(default_factory=dict)
+    left_out_of_grids: dict = field(default_factory=dict)
+    left_out_of_main_job: str = ""
+    preimport: tuple = ()
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 
     name = ""
+    #: what the harness knows of it beyond its ops (:class:`Traits`)
+    traits = Traits()
     #: dtypes per device kind, e.g. {"cpu": ("float32", "float64")}
     dtypes_by_device: dict = {"cpu": ("float32", "float64")}
 

@@ -17,20 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
 
-from seqbench.backends.protocol import Backend, BackendUnavailable
-
-# The backends shipped with seqbench, found even when the package is not installed.
-BUILTIN = {
-    "numpy": "seqbench.backends.numpy_backend:NumpyBackend",
-    "torch": "seqbench.backends.torch_backend:TorchBackend",
-    "torch-compile": "seqbench.backends.torch_backend:TorchCompileBackend",
-    "torch-native": "seqbench.backends.torch_backend:TorchNativeBackend",
-    "jax": "seqbench.backends.jax_backend:JaxBackend",
-    "jax-highest": "seqbench.backends.jax_backend:JaxHighestBackend",
-    "cupy": "seqbench.backends.cupy_backend:CupyBackend",
-    "cupy-graph": "seqbench.backends.cupy_backend:CupyGraphBackend",
-    "cupy-fused": "seqbench.backends.cupy_backend:CupyFusedBackend",
-}
+from seqbench.backends.protocol import Backend, BackendUnavailable, Traits
 
 _runtime: dict[str, Callable[[], Backend]] = {}
 _instances: dict[str, Backend] = {}
@@ -50,17 +37,34 @@ def unregister(name: str) -> None:
     _failures.pop(name, None)
 
 
-def _load(target: str) -> Callable[[], Backend]:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def _factories() -> dict[str, Callable[[], Callable[[], Backend]]]:
-    found = {name: (lambda t=target: _load(t)) for name, target in BUILTIN.items()}
-    for ep in entry_points(group="seqbench.backends"):
-        found[ep.name] = ep.load
+    """Name -> a loader of the backend's class: the entry points (seqbench's own among them), then the
+    backends registered at run time."""
+    found = {ep.name: ep.load for ep in entry_points(group="seqbench.backends")}
     found.update({name: (lambda f=factory: f) for name, factory in _runtime.items()})
     return found
+
+
+def backend_class(name: str):
+    """The class (or factory) registered as ``name``, loaded without instantiating it; ``None`` if it cannot load."""
+    try:
+        return _factories()[name]()
+    except Exception:  # a broken plug-in is listed as unavailable elsewhere, with the reason
+        return None
+
+
+def traits(name: str) -> Traits:
+    """The :class:`~seqbench.backends.protocol.Traits` backend ``name`` declares (defaults if it declares none
+    or cannot load)."""
+    declared = getattr(backend_class(name), "traits", None)
+    return declared if isinstance(declared, Traits) else Traits()
+
+
+def trains(name: str) -> bool:
+    """Whether backend ``name`` has embedding trainers' update steps of its own: its class defines
+    ``training_steps`` (a subclass that inherits another backend's steps would only train them again)."""
+    cls = backend_class(name)
+    return isinstance(cls, type) and "training_steps" in vars(cls)
 
 
 def names() -> list[str]:

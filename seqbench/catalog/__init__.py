@@ -32,6 +32,30 @@ def shape_id(shape: Shape) -> str:
     return "-".join(parts)
 
 
+_STATES = ("x", "h0", "c0")
+_MATRICES = ("E_in", "E_out")
+#: reference function -> the arguments its gradients are taken with respect to (those present in a call:
+#: ``c0`` only for LSTMs, ``E_out`` only when untied); every backend's vjp reads it through :attr:`Op.wrt`
+DIFFERENTIATED = {
+    "rnn": ("x", "h0", "params"),
+    "lstm": (*_STATES, "params"),
+    "gru": ("x", "h0", "params"),
+    "bidirectional": (*_STATES, "params_fwd", "params_bwd"),
+    "stacked": (*_STATES, "params"),
+    "sequence_loss": ("logits",),
+    "embedding_lookup": ("E",),
+    "embedding_one_hot": ("E",),
+    "softmax_prob": _MATRICES,
+    "skipgram_loss": _MATRICES,
+    "cbow_pairwise_loss": _MATRICES,
+    "cbow_loss": _MATRICES,
+    "negative_sampling_loss": ("e_i", "e_o", "e_neg"),
+    "negative_sampling_lookup_loss": _MATRICES,
+    "cbow_negative_sampling_loss": _MATRICES,
+    "glove_cost": ("theta", "e", "b", "b_prime"),
+}
+
+
 @dataclass(frozen=True)
 class Op:
     """One catalog entry.
@@ -64,6 +88,11 @@ class Op:
     family: str = "recurrent"
     bad_inputs: Callable[[dict], dict] | None = None
     doc: str = ""
+
+    @property
+    def wrt(self) -> tuple:
+        """The arguments this op is differentiated with respect to, where present (:data:`DIFFERENTIATED`)."""
+        return DIFFERENTIATED[self.function]
 
     def inputs(self, shape: Shape, seed: int = 0) -> dict:
         """Float64 inputs for ``shape`` (deterministic in ``seed``), pinned arguments included."""
