@@ -12,7 +12,6 @@ with the reason; asking for it raises :class:`BackendUnavailable` with it.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
