@@ -66,6 +66,12 @@ def trains(name: str) -> bool:
     return isinstance(cls, type) and "training_steps" in vars(cls)
 
 
+def installed() -> list[str]:
+    """The backends installed through the entry-point group (seqbench's own and plug-ins'), available here or
+    not: what every process of this environment finds, asv's benchmark processes included."""
+    return sorted(ep.name for ep in entry_points(group="seqbench.backends"))
+
+
 def names() -> list[str]:
     """Every registered backend name, available here or not."""
     return sorted(_factories())

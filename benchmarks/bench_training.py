@@ -30,12 +30,13 @@ from seqbench.backends.protocol import BackendUnavailable, Unsupported
 
 from . import common
 
-MODELS, TRAINERS, DEVICES, METRICS = (list(common.TRAINING[k]) for k in ("models", "trainers", "devices", "metrics"))
+MODELS, DEVICES, METRICS = (list(common.TRAINING[k]) for k in ("models", "devices", "metrics"))
+TRAINERS = list(common.trainers())
 
 
 def skip_reason(model: str, trainer: str, device: str) -> str:
     """Why a point cannot train here ("" = it can)."""
-    if trainer == "gensim":
+    if trainer == common.PEER:
         if model == "glove":
             return "gensim has no GloVe trainer"
         if device != "cpu":
@@ -64,7 +65,7 @@ def train_point(model: str, trainer: str, device: str, fraction: float) -> dict:
     path = corpus.gensim_data(grid["corpus"])
     s = trainers.Settings(model=model, dim=grid["dim"], epochs=grid["epochs"], fraction=fraction)
     vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
-    if trainer == "gensim":
+    if trainer == common.PEER:
         run = trainers.train_gensim(path, s, workers=os.cpu_count() or 1, vocab=vocab)
     else:
         run = trainers.train(registry.backend(trainer), device, "float32", path, s, vocab)

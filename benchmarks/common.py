@@ -51,9 +51,11 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     vocab 1000 to 100000, dim 64 to 512, batch 256 to 65536, words 1000 to
     100000); float32 and float64; every backend.
 
-The backend axis is ``registry.BUILTIN`` (less what the grid leaves out);
-``SEQBENCH_BACKENDS=a,b`` replaces it, e.g. to add a third-party backend.
-Devices are cpu, cuda and cuda:tf32 (torch's float32 with TF32 matmuls).
+The backend axis is every backend registered in the ``seqbench.backends``
+entry-point group, a plug-in's as a built-in's, available here or not, less
+those a grid leaves out by their traits (``Traits.left_out_of_grids``; the
+dtypes by ``Traits.grid_dtypes``). Devices are cpu, cuda and cuda:tf32
+(torch's float32 with TF32 matmuls).
 
 Caps (setup skips what is above them, with the reason):
 
@@ -132,18 +134,11 @@ TIMEOUTS = {"quick": 180, "mid": 600, "gpu": 300, "full": 1200}
 #: the methods a grid runs (``seqbench bench`` selects them; default: every method); the gpu grid times the
 #: passes only: throughput and GFLOP/s follow from the times and the catalog's models
 METHODS = {"gpu": ("time_forward", "time_forward_backward")}
-#: dtypes a grid keeps for a backend (default: the grid's), with the reason, for ``seqbench bench`` to say
-NARROW = {
-    ("gpu", "jax"): (("float32",), "jax compiles in every benchmark process, per shape and dtype (seconds on a GPU): "
-                                   "float32 only, its default GPU precision (TF32 matmuls)"),
-    ("gpu", "torch"): (("float32",), "torch's cells run a Python loop of small kernels: float32 only"),
-}
-#: the embedding trainers' suite (bench_training.py): trainers (backends' update steps, and gensim), devices,
-#: the corpus, size and passes per grid (every grid but quick: the setting of the word2vec quality bar), and
-#: the metrics tracked per training run
+#: the embedding trainers' suite (bench_training.py): models, devices, the corpus, size and passes per grid (every
+#: grid but quick: the setting of the word2vec quality bar), and the metrics tracked per training run; the trainers
+#: are :func:`trainers`
 TRAINING = {
     "models": ("skipgram", "cbow", "glove"),
-    "trainers": ("numpy", "torch", "jax", "cupy", "gensim"),
     "devices": ("cpu", "cuda"),
     "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "wordsim_pairs", "analogy"),
     "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0)},
@@ -156,10 +151,20 @@ def training_grid(grid: str | None = None) -> dict:
     return TRAINING["quick" if (grid or grid_name()) == "quick" else "full"]
 
 
+#: the peer every trainer is compared with (trained by gensim itself, not a backend)
+PEER = "gensim"
+
+
+def trainers() -> tuple:
+    """The trainers' axis: every registered backend with update steps of its own (``training_steps``), then
+    :data:`PEER`."""
+    return (*(name for name in registry.installed() if registry.trains(name)), PEER)
+
+
 def training_processes(grid: str) -> int:
     """Benchmark processes of bench_training: a track method per metric and point, and one peak-memory run per
     (model, trainer, device)."""
-    runs = len(TRAINING["models"]) * len(TRAINING["trainers"]) * len(TRAINING["devices"])
+    runs = len(TRAINING["models"]) * len(trainers()) * len(TRAINING["devices"])
     return runs * (len(TRAINING["metrics"]) * len(training_grid(grid)["fractions"]) + 1)
 
 
@@ -174,30 +179,16 @@ def grid_name() -> str:
     return name
 
 
-#: backends a grid leaves out, with the reason (SEQBENCH_BACKENDS overrides)
-LEFT_OUT = {
-    ("quick", "torch-compile"): "torch-compile compiles in every benchmark process (seconds each), "
-                                "too slow for the quick grid: use --grid mid. ",
-    ("gpu", "torch-compile"): "torch-compile compiles in every benchmark process (seconds each), "
-                              "too slow for the gpu grid: use --grid full. ",
-    ("gpu", "jax-highest"): "jax-highest compiles in every benchmark process (seconds on a GPU), "
-                            "too slow for the gpu grid: use --grid full. ",
-    ("gpu", "numpy"): "numpy runs on the CPU only. ",
-}
-
-
 def grid_dtypes(grid: str, backend: str) -> tuple:
-    """The dtypes ``grid`` benchmarks ``backend`` in (:data:`NARROW`)."""
-    return NARROW.get((grid, backend), (GRIDS[grid]["dtypes"],))[0]
+    """The dtypes ``grid`` benchmarks ``backend`` in: the grid's, or fewer where the backend's traits say so."""
+    return registry.traits(backend).grid_dtypes.get(grid, (GRIDS[grid]["dtypes"],))[0]
 
 
 def backends(grid: str | None = None) -> tuple:
-    """The backend axis: ``registry.BUILTIN`` less what the grid leaves out, or ``SEQBENCH_BACKENDS``."""
-    chosen = os.environ.get("SEQBENCH_BACKENDS", "")
-    if chosen.strip():
-        return tuple(b.strip() for b in chosen.split(",") if b.strip())
+    """The backend axis: every installed backend (available here or not, so the axis does not change with which
+    frameworks import), less those ``grid`` leaves out by their traits."""
     grid = grid or grid_name()
-    return tuple(b for b in registry.BUILTIN if (grid, b) not in LEFT_OUT)
+    return tuple(b for b in registry.installed() if grid not in registry.traits(b).left_out_of_grids)
 
 
 def cpu_max_flops() -> float:
@@ -261,16 +252,6 @@ def skip_reason(op: catalog.Op, device: str, dtype: str, shape: dict) -> str:
     return ""
 
 
-#: frameworks worth importing once in asv's fork server (import only: no device is touched)
-PREIMPORT = {
-    "torch": ("torch",),
-    "torch-native": ("torch",),
-    "torch-compile": ("torch", "torch._dynamo", "torch._inductor.compile_fx"),
-    "jax": ("jax", "jax.numpy"),
-    "cupy": ("cupy",),
-}
-
-
 def preimport() -> None:
     """Import the frameworks of the backend axis, so every forked benchmark process starts with them.
 
@@ -280,13 +261,11 @@ def preimport() -> None:
     process, where CUDA and XLA can start cleanly.
     """
     for backend in backends():
-        target = registry.BUILTIN.get(backend, "")
-        for module in (target.partition(":")[0], *PREIMPORT.get(backend, ())):
-            if module:
-                try:
-                    importlib.import_module(module)
-                except Exception:  # an absent or broken framework is skipped later, with its reason
-                    pass
+        for module in registry.traits(backend).preimport:  # loading the traits imports the backend's module
+            try:
+                importlib.import_module(module)
+            except Exception:  # an absent or broken framework is skipped later, with its reason
+                pass
 
 
 def _in_fork_server() -> bool:

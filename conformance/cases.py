@@ -9,10 +9,8 @@ from pathlib import Path
 
 from seqbench import catalog
 from seqbench.backends import registry
-from seqbench.backends.protocol import DTYPES, BackendUnavailable
-
-DEVICE_KINDS = ("cpu", "cuda")
-
+from seqbench.backends.protocol import BackendUnavailable
+from seqbench.selection import Selection, kind
 
 @dataclass(frozen=True)
 class Case:
@@ -30,40 +28,17 @@ class Case:
         return f"{self.op.name}-{self.backend}-{self.device}-{self.dtype}-{catalog.shape_id(self.shape)}"
 
 
-#: Backends that compile per shape and dtype, and on a GPU take seconds to (about 2.5 s a case for jax on an
-#: H200): a quick selection checks them there on one shape in two dtypes, so compiling does not dominate.
-QUICK_COMPILED = ("jax", "jax-highest")
+#: A backend that compiles for a second or more per shape and dtype on a device (``Traits.compile_seconds``; jax
+#: about 2.5 s a case on an H200): a quick selection (the main job) checks it there on one shape in two dtypes, so
+#: compiling does not dominate.
+QUICK_COMPILE_S = 1.0
 QUICK_SHAPE = {"T": 32, "B": 8, "I": 16, "H": 32}
 QUICK_DTYPES = ("float32", "float16")
 
 
-@dataclass(frozen=True)
-class Selection:
-    """What a run is narrowed to; empty tuples mean everything. ``quick`` is the main job's selection
-    (``seqbench run``): :data:`QUICK_COMPILED` backends on a GPU check only :data:`QUICK_SHAPE` in
-    :data:`QUICK_DTYPES`."""
-
-    backends: tuple = ()
-    devices: tuple = ()
-    dtypes: tuple = ()
-    ops: tuple = ()
-    large: bool = False
-    quick: bool = False
-
-    def wants(self, kind: str, value: str) -> bool:
-        chosen = getattr(self, kind)
-        if kind == "devices":
-            return not chosen or any(value == d or value.startswith(d + ":") for d in chosen)
-        return not chosen or value in chosen
-
-
 def _backends(sel: Selection):
     """``(name, backend or None, reason)`` for each selected backend."""
-    names = registry.names()
-    for name in sel.backends:
-        if name not in names:
-            raise ValueError(f"--backend must name registered backends {names}, got {name!r}")
-    for name in names:
+    for name in registry.names():
         if not sel.wants("backends", name):
             continue
         try:
@@ -72,32 +47,19 @@ def _backends(sel: Selection):
             yield name, None, str(error)
 
 
-def check_selection(sel: Selection, backends=None) -> None:
-    """A ValueError naming the option for a name that selects nothing anywhere (an unknown op, dtype or device)."""
-    for op in sel.ops:
-        catalog.get(op)
-    for dtype in sel.dtypes:
-        if dtype not in DTYPES:
-            raise ValueError(f"--dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    listed = sorted({d for be in backends or () for d in be.devices()})
-    for device in sel.devices:
-        if device.split(":")[0] not in DEVICE_KINDS and device not in listed:
-            raise ValueError(f"--device must be cpu or cuda (also cuda:tf32, cuda:1, ...) or a device a backend "
-                             f"here lists {listed}, got {device!r}")
-
-
 #: the sequence length from which a shape is large (the LSTM carries one into every run)
 LARGE_T = 256
 #: dtypes a CPU has no arithmetic for: frameworks emulate them there, seconds per large case
 EMULATED_ON_CPU = ("float16", "bfloat16")
 
 
-def _narrowed(sel: Selection, backend: str, device: str, dtype: str, shape: dict) -> bool:
-    """Whether the selection leaves this case out: a compiling backend on a GPU off its one shape (quick), or a
-    large shape in half precision on the CPU unless ``--seqbench-large`` asks for the large shapes."""
+def _narrowed(sel: Selection, compile_seconds: dict, device: str, dtype: str, shape: dict) -> bool:
+    """Whether the selection leaves this case out: off its one shape on a device where the backend compiles for
+    :data:`QUICK_COMPILE_S` or more a case (quick), or a large shape in half precision on the CPU unless
+    ``--seqbench-large`` asks for the large shapes."""
     if device == "cpu" and dtype in EMULATED_ON_CPU and shape.get("T", 0) >= LARGE_T and not sel.large:
         return True
-    if not (sel.quick and backend in QUICK_COMPILED and device != "cpu"):
+    if not (sel.quick and compile_seconds.get(kind(device), 0.0) >= QUICK_COMPILE_S):
         return False
     return dtype not in QUICK_DTYPES or {k: shape.get(k) for k in QUICK_SHAPE} != QUICK_SHAPE
 
@@ -105,12 +67,13 @@ def _narrowed(sel: Selection, backend: str, device: str, dtype: str, shape: dict
 def cases(sel: Selection) -> list[Case]:
     """Every conformance case of the selection; unavailable combinations become skip cases."""
     chosen = list(_backends(sel))
-    check_selection(sel, [be for _, be, _ in chosen if be is not None])
+    sel.validate(listed_devices={d for _, be, _ in chosen if be is not None for d in be.devices()})
     out = []
     for name, be, reason in chosen:
         if be is None:
             out.append(Case(name, skip=reason))
             continue
+        compile_seconds = be.traits.compile_seconds
         devices = [d for d in be.devices() if sel.wants("devices", d)]
         for wanted in sel.devices:
             if not any(d == wanted or d.startswith(wanted + ":") for d in be.devices()):
@@ -120,7 +83,7 @@ def cases(sel: Selection) -> list[Case]:
                 for op in (o for o in catalog.ops().values() if sel.wants("ops", o.name)):
                     support = be.supports(op, device, dtype)
                     for shape in op.shapes + (op.large_shapes if sel.large else ()):
-                        if not _narrowed(sel, name, device, dtype, shape):
+                        if not _narrowed(sel, compile_seconds, device, dtype, shape):
                             out.append(Case(name, device, dtype, op, shape, "" if support else support.reason))
     return out
 

@@ -4,7 +4,7 @@ Its options are namespaced, so it can sit in any pytest session of an
 environment without clashing with other plugins: ``--seqbench-backend``,
 ``--seqbench-device``, ``--seqbench-dtype``, ``--seqbench-op`` (each repeatable
 or comma-separated) narrow a run, ``--seqbench-large`` adds the large shapes,
-``--seqbench-quick`` is the main job's selection (:data:`.cases.QUICK_COMPILED`).
+``--seqbench-quick`` is the main job's selection (:data:`.cases.QUICK_COMPILE_S`).
 It only acts on tests that ask for the ``case`` fixture (the suite in this
 package). Every checked case becomes one flat JSON row in
 ``<results-dir>/<machine>.jsonl``, merged by test id and written atomically at
@@ -21,7 +21,9 @@ import pytest
 from seqbench.backends import registry
 from seqbench.results import records as results
 
-from .cases import Selection, cases, known_failure
+from seqbench.selection import Selection, values
+
+from .cases import cases, known_failure
 
 _ROWS = pytest.StashKey[list]()
 NARROWING = (("backend", "backend name"), ("device", "device, e.g. cpu or cuda"), ("dtype", "dtype, e.g. float32"),
@@ -41,10 +43,8 @@ def pytest_addoption(parser):
 
 
 def selection(config) -> Selection:
-    def values(name):
-        return tuple(v for item in config.getoption(f"seqbench_{name}") for v in item.split(",") if v)
-
-    return Selection(values("backend"), values("device"), values("dtype"), values("op"),
+    options = {name: config.getoption(f"seqbench_{name}") for name, _ in NARROWING}
+    return Selection(*(values(options[k]) for k in ("backend", "device", "dtype", "op")),
                      config.getoption("seqbench_large"), config.getoption("seqbench_quick"))
 
 
@@ -129,6 +129,11 @@ def pytest_runtest_makereport(item, call):
         return
     why = f"{call.excinfo.typename}: {call.excinfo.value}".splitlines()[0] if call.excinfo else "failed"
     rows.append(results.fault_row(info, why))
+
+
+def rows(config) -> list:
+    """The result rows the session's cases have made so far (a worker streams them as they come)."""
+    return config.stash.get(_ROWS, [])
 
 
 def pytest_sessionfinish(session):

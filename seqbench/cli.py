@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from seqbench import __version__, catalog, console
-from seqbench.jobs import bench, check
-from seqbench.embed import command as embed
 from seqbench.backends import registry
+from seqbench.embed import command as embed
+from seqbench.jobs import bench, check
+from seqbench.reports import cli as reports_cli
+from seqbench.selection import Selection, values
+
 from . import run as main_job
-from .reports import cli as reports_cli
 
 
 def _list(args) -> int:
@@ -29,32 +32,35 @@ def _list(args) -> int:
     return 0
 
 
-def _values(option) -> list[str]:
-    return [v.strip() for item in option or [] for v in item.split(",") if v.strip()]
+def _selection(args, extra_ops=()) -> Selection:
+    """The ``--op/--backend/--device/--dtype/--large`` of a command, parsed once and validated."""
+    return Selection.parse(args.op, args.backend, args.device, args.dtype, getattr(args, "large", False),
+                           extra_ops=extra_ops)
 
 
 def _check(args) -> int:
-    for name in _values(args.op):  # clear errors before pytest starts
-        catalog.get(name)
-    for name in _values(args.backend):
-        if name not in registry.names():
-            raise ValueError(f"--backend must be one of {registry.names()}, got {name!r}")
-    options = [f"--seqbench-{name}={','.join(_values(getattr(args, name)))}"
-               for name in ("backend", "device", "dtype", "op") if getattr(args, name)]
-    options += ["--seqbench-large"] if args.large else []
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    sel = _selection(args)  # clear errors before pytest starts
+    results_dir = Path(args.results_dir).resolve()
     if args.cluster:
         from seqbench.fleet.sweeps import check_command
 
-        return check_command(args, [o for o in options if o.startswith(("--seqbench-dtype", "--seqbench-large"))])
-    from .conformance.cases import Selection, check_selection
-
-    check_selection(Selection(devices=tuple(_values(args.device)), dtypes=tuple(_values(args.dtype))),
-                    [registry.backend(n) for n in registry.available()])
-    results_dir = Path(args.results_dir).resolve()
+        return check_command(sel, args.cluster, args.shards, results_dir, args.timeout)
+    sel.validate(listed_devices={d for n in registry.available() for d in registry.backend(n).devices()})
     log = Path(args.log).resolve() if args.log else results_dir / "logs" / "conformance.log"
-    outcome = check.run_suite(options, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
+    outcome = check.run_suite(sel, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
     check.print_summary(outcome, results_dir)
     return console.INTERRUPTED if outcome.interrupted else 0 if outcome.ok else 1
+
+
+def _run(args) -> int:
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    sel = _selection(args)
+    if args.cluster:
+        return main_job.on_cluster(sel, Path(args.out), args.cluster, args.shards, args.timeout)
+    return main_job.main(sel, Path(args.out), args.exitfirst, args.timeout)
 
 
 def _add_narrowing(p, what_runs: str):
@@ -66,7 +72,65 @@ def _add_narrowing(p, what_runs: str):
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
-    bench.add_cluster_options(p, "shards")
+    _add_cluster_options(p, "shards")
+
+
+def _add_cluster_options(p, what: str) -> None:
+    """``--cluster`` and ``--shards``, for the commands that can run over a Ray cluster."""
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help=f"run as {what} over a Ray cluster: a Ray address (ray://head:10001, auto), or 'local' "
+                        "for a Ray instance on this machine; needs pip install 'seqbench[cluster]'")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="with --cluster: this many CPU shards (and GPU shards, where the cluster has GPUs); "
+                        "default one per GPU, and one per node for CPU benchmarks (they take turns on a machine) "
+                        "or one per CPU for CPU checks")
+
+
+def _add_bench(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark sweep through asv: time, memory, throughput per backend",
+        description="Run the asv suite (benchmarks/) over a grid, for the backends, devices and dtypes that can "
+                    "run here. Without --set-commit-hash asv shows the results and nothing is kept; with it "
+                    "they are merged into the results folder, for asv publish and seqbench report.",
+    )
+    grid = p.add_mutually_exclusive_group()
+    grid.add_argument("--quick", dest="grid", action="store_const", const="quick",
+                      help="the small grid, one sample per benchmark (asv --quick); the default")
+    grid.add_argument("--full", dest="grid", action="store_const", const="full",
+                      help="the full grid (seq_len 16-4096, hidden 64-2048, batch 1-512): meant for GPUs")
+    grid.add_argument("--grid", choices=bench.GRIDS,
+                      help="choose the grid by name (gpu: a short GPU session, see benchmarks/common.py)")
+    for name, what in (("op", f"catalog op (or {bench.TRAINING!r}: the embedding trainers, bench_training)"),
+                       ("backend", "backend"), ("device", "device (cpu, cuda, ...)"), ("dtype", "dtype")):
+        p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
+    p.add_argument("--machine", help="asv machine name results are filed under (default: SEQBENCH_MACHINE, else "
+                                     "the host name); created with `asv machine --yes` if unknown")
+    p.add_argument("--set-commit-hash", metavar="COMMIT",
+                   help="keep the results, recorded for COMMIT (e.g. HEAD), merged into the results directory")
+    p.add_argument("--results-dir", help="merge kept results into this folder instead of the config's results/")
+    p.add_argument("--config", help="asv.conf.json (default: found from the current directory up)")
+    p.add_argument("--launch-method", choices=("spawn", "forkserver"),
+                   help="how asv starts benchmark processes (default: forkserver where os.fork exists)")
+    p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
+    p.add_argument("--log", help="write asv's output to this file and show a progress bar instead")
+    p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    _add_cluster_options(p, "benchmark shards; results kept for --set-commit-hash (default HEAD)")
+    p.set_defaults(func=_bench)
+
+
+def _bench(args) -> int:
+    ops = values(args.op)
+    request = bench.Request(
+        replace(_selection(args, extra_ops=(bench.TRAINING,)), ops=tuple(o for o in ops if o != bench.TRAINING)),
+        grid=args.grid or "quick", training=bench.TRAINING in ops, commit=args.set_commit_hash,
+        results_dir=Path(args.results_dir) if args.results_dir else None, machine=args.machine, config=args.config,
+        launch_method=args.launch_method, show_stderr=args.show_stderr, log=Path(args.log) if args.log else None,
+        dry_run=args.dry_run)
+    if args.cluster:
+        from seqbench.fleet.sweeps import bench_command
+
+        return bench_command(request, args.cluster, args.shards)
+    return bench.run(request)
 
 
 DESCRIPTIONS = {
@@ -98,8 +162,8 @@ def parser() -> argparse.ArgumentParser:
                        description=DESCRIPTIONS["run"])
     _add_narrowing(r, "the LSTM checks its large shape always (on the CPU in float32 and float64 only)")
     r.add_argument("--out", default="seqbench-run", help="folder for results, logs and report (default: %(default)s)")
-    r.set_defaults(func=main_job.main)
-    bench.add_command(sub)
+    r.set_defaults(func=_run)
+    _add_bench(sub)
     embed.add_command(sub)
     reports_cli.add_commands(sub)
     return p

@@ -11,55 +11,44 @@ output go to log files under ``<out>/logs/``, named at the end.
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from seqbench.jobs import bench, check
 from seqbench import console
 from seqbench.backends import registry
+from seqbench.jobs import bench, check
+from seqbench.selection import DEVICES, Selection, kind
 
 #: what the main job checks, and benchmarks on the CPU, when no --op is given: the notes' cells
 RUN_OPS = ("rnn", "lstm", "gru", "gru_reset_after")
 #: what it benchmarks on a GPU (the gpu grid has 12 shapes in three dtypes: one op fits a short session)
 GPU_BENCH_OPS = ("lstm",)
-#: backends the main job leaves out unless --backend names them, and why
-LEFT_OUT = {"torch-compile": "compiles each cell for minutes; seqbench check --backend torch-compile checks it"}
-#: device groups, in the order they run: each is checked, then benchmarked, as one phase
-GROUPS = {"cpu": ("cpu",), "cuda": ("cuda", "cuda:tf32")}
+#: the grid each device kind benchmarks on (each device kind is checked, then benchmarked, as one phase)
 GRID = {"cpu": "quick", "cuda": "gpu"}
 
 
-def _values(option) -> list[str]:
-    return [v.strip() for item in option or [] for v in item.split(",") if v.strip()]
-
-
-def plan(args) -> tuple[list[str], dict[str, list[str]], list[str]]:
-    """``(backends, {group: devices}, notes)``: what runs where, and the lines that say what does not."""
+def plan(sel: Selection) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """``(backends, {device kind: devices}, notes)``: what runs where, and the lines that say what does not.
+    A backend whose traits leave it out of the main job runs only when ``--backend`` names it."""
     statuses = {s.name: s for s in registry.backends()}
-    asked = _values(args.backend)
-    for name in asked:
-        if name not in statuses:
-            raise ValueError(f"--backend must be one of {sorted(statuses)}, got {name!r}")
+    asked = sel.backends
     notes, backends = [], []
     for name, status in sorted(statuses.items()):
         if asked and name not in asked:
             continue
         if not status.available:
             notes.append(f"{name}: unavailable ({status.reason.removeprefix(name + ': ')})")
-        elif not asked and name in LEFT_OUT:
-            notes.append(f"{name}: left out ({LEFT_OUT[name]})")
+        elif not asked and registry.traits(name).left_out_of_main_job:
+            notes.append(f"{name}: left out ({registry.traits(name).left_out_of_main_job})")
         else:
             backends.append(name)
     if asked and not backends:
         raise ValueError(f"none of --backend {', '.join(asked)} can run here: " + "; ".join(notes))
     here = {d for name in backends for d in statuses[name].devices}
-    wanted = _values(args.device)
-    for device in wanted:
-        if device.split(":")[0] not in GROUPS:
-            raise ValueError(f"--device must be cpu, cuda or cuda:tf32, got {device!r}")
+    wanted = sel.devices
     groups = {}
-    for group, members in GROUPS.items():
+    for group, members in DEVICES.items():
         devices = [d for d in members if d in here and (not wanted or d in wanted or d.split(":")[0] in wanted)]
         if devices:
             groups[group] = devices
@@ -71,29 +60,27 @@ def plan(args) -> tuple[list[str], dict[str, list[str]], list[str]]:
     return backends, groups, notes
 
 
-def main(args) -> int:
-    if args.cluster:
-        return on_cluster(args)
-    out = Path(args.out).resolve()
+def main(sel: Selection, out: Path, exitfirst: bool = False, timeout: float | None = None) -> int:
+    """The main job for ``sel`` (``quick`` is set here), everything under ``out``; the exit status: 0 all went
+    well, 1 a check or a benchmark failed or a phase could not run."""
+    out = Path(out).resolve()
     results, logs = out / "results", out / "logs"
-    backends, groups, notes = plan(args)
-    ops = _values(args.op) or list(RUN_OPS)
+    backends, groups, notes = plan(sel)
+    ops = list(sel.ops or RUN_OPS)
     print(f"seqbench run: {', '.join(backends)} on {', '.join(d for ds in groups.values() for d in ds)} -> {out}/")
     for note in notes:
         print(f"  {note}")
     started, timings, outcomes, sweeps = time.monotonic(), {}, {}, {}
     for group, devices in groups.items():
         t0 = time.monotonic()
-        options = [f"--seqbench-backend={','.join(backends)}", f"--seqbench-op={','.join(ops)}", "--seqbench-quick",
-                   *(f"--seqbench-device={d}" for d in devices), *(["--seqbench-large"] if args.large else [])]
-        outcomes[group] = check.run_suite(options, results / "conformance", logs / f"conformance-{group}.log",
-                                          title=f"conformance {group}", exitfirst=args.exitfirst,
-                                          timeout=getattr(args, "timeout", None))
+        checked = replace(sel, backends=tuple(backends), ops=tuple(ops), devices=tuple(devices), quick=True)
+        outcomes[group] = check.run_suite(checked, results / "conformance", logs / f"conformance-{group}.log",
+                                          title=f"conformance {group}", exitfirst=exitfirst, timeout=timeout)
         timings[f"conformance {group}"] = time.monotonic() - t0
         if outcomes[group].interrupted:
             return _stopped(outcomes[group].interrupted, results)
         t0 = time.monotonic()
-        sweeps[group] = _benchmarks(group, devices, backends, ops, results, logs)
+        sweeps[group] = _benchmarks(group, replace(checked, dtypes=()), results, logs)
         timings[f"benchmarks {group}"] = time.monotonic() - t0
         if sweeps[group] and sweeps[group].interrupted:
             return _stopped(sweeps[group].interrupted, results)
@@ -117,38 +104,34 @@ def _report(out: Path, groups, outcomes, sweeps, timings, started) -> int:
     timings["report"] = time.monotonic() - t0
     timings["total"] = time.monotonic() - started
     print(summary(groups, outcomes, sweeps, results, page, timings))
-    failed = any(not o.ok for o in outcomes.values()) or any(s.code for s in sweeps.values() if s)
+    failed = (any(not o.ok for o in outcomes.values()) or any(s is None or s.code for s in sweeps.values())
+              or page is None)
     return 1 if failed else 0
 
 
-def on_cluster(args) -> int:
+def on_cluster(sel: Selection, out: Path, address: str, shards: int | None = None,
+               timeout: float | None = None) -> int:
     """The main job over a Ray cluster (``--cluster``): the checks of every device the workers have in shards,
     then the benchmarks in shards (the quick grid on CPU workers, the gpu grid on GPU workers), gathered into
     ``<out>/results``; then the report and the summary here."""
     from seqbench.fleet import engine as cluster
-    from seqbench.fleet import sweeps as sweeps
+    from seqbench.fleet import sweeps
 
-    out = Path(args.out).resolve()
+    out = Path(out).resolve()
     results, logs = out / "results", out / "logs"
-    names = registry.names()
-    for name in _values(args.backend):
-        if name not in names:
-            raise ValueError(f"--backend must be one of {names}, got {name!r}")
-    if not args.backend:
-        args.backend = [",".join(n for n in names if n not in LEFT_OUT)]
-    ops = _values(args.op) or list(RUN_OPS)
-    root = bench.find_config(None).parent
-    large = ["--seqbench-large"] if args.large else []
-    check_spec = sweeps._spec(args, None, ops, options=["--seqbench-quick", *large], timeout=args.timeout,
-                              large=args.large, quick=True)
-    bench_spec = sweeps._spec(args, root, ops, grid=GRID, commit=cluster.commit(root))
-    bench_spec["ops"]["cuda"] = [o for o in ops if o in GPU_BENCH_OPS] or list(GPU_BENCH_OPS)
+    if not sel.backends:
+        sel = replace(sel, backends=tuple(n for n in registry.names() if not registry.traits(n).left_out_of_main_job))
+    ops = list(sel.ops or RUN_OPS)
+    root = bench.asv.find_config(None).parent
+    check_spec = sweeps.spec(sel, address, None, ops, timeout=timeout, quick=True)
+    bench_spec = sweeps.spec(sel, address, root, ops, grid=GRID, commit=cluster.commit(root))
+    bench_spec["ops"]["cuda"] = list(bench_ops("cuda", ops))
     started, timings = time.monotonic(), {}
-    resources = cluster.connect(args.cluster, root, logs / "ray.log")
-    print(f"seqbench run --cluster {args.cluster}: {int(resources.get('CPU', 0))} CPUs, "
+    resources = cluster.connect(address, root, logs / "ray.log")
+    print(f"seqbench run --cluster {address}: {int(resources.get('CPU', 0))} CPUs, "
           f"{int(resources.get('GPU', 0))} GPUs -> {out}/")
     try:
-        plan_, notes = sweeps.plan(sweeps.check_survey, check_spec, resources, args.shards, "check")
+        plan_, notes = sweeps.plan(sweeps.check_survey, check_spec, resources, shards, "check")
         for note in notes:
             print(f"  {note}")
         gathered = cluster.run_shards(plan_, sweeps.check_shard, check_spec,
@@ -157,7 +140,7 @@ def on_cluster(args) -> int:
         timings["conformance"] = gathered.seconds
         if outcome.interrupted:
             return _stopped(outcome.interrupted, results)
-        plan_, notes = sweeps.plan(sweeps.bench_survey, bench_spec, resources, args.shards, "benchmark")
+        plan_, notes = sweeps.plan(sweeps.bench_survey, bench_spec, resources, shards, "benchmark")
         gathered = cluster.run_shards(plan_, sweeps.bench_shard, bench_spec, cluster.gather_files(results, logs, "asv"),
                                       "benchmarks (cluster)")
         sweep = sweeps.as_sweep(gathered, plan_, notes)
@@ -167,7 +150,7 @@ def on_cluster(args) -> int:
     finally:
         cluster.shutdown()
     devices = sorted({r["device"] for r in outcome.rows}, key=lambda d: (d != "cpu", d))
-    return _report(out, {k: [d for d in devices if (d == "cpu") == (k == "cpu")] for k in sweeps.KINDS},
+    return _report(out, {k: [d for d in devices if kind(d) == k] for k in DEVICES},
                    {"cluster": outcome}, {"cluster": sweep}, timings, started)
 
 
@@ -178,16 +161,17 @@ def _stopped(where: str, results: Path) -> int:
     return console.INTERRUPTED
 
 
-def _benchmarks(group, devices, backends, ops, results, logs) -> bench.Sweep | None:
-    grid = GRID[group]
-    wanted = ops if group == "cpu" else [o for o in ops if o in GPU_BENCH_OPS] or list(GPU_BENCH_OPS)
-    args = argparse.Namespace(
-        grid=grid, op=[",".join(wanted)], backend=[",".join(backends)], device=[",".join(devices)], dtype=None,
-        machine=None, set_commit_hash="HEAD", results_dir=str(results), config=None, launch_method=None,
-        show_stderr=False, dry_run=False, log=str(logs / f"asv-{group}.log"), title=f"benchmarks {group}")
+def bench_ops(group: str, ops) -> tuple:
+    """The ops the main job benchmarks on a device kind: all it checks on the CPU, the gpu grid's on a GPU."""
+    return tuple(ops) if group == "cpu" else tuple(o for o in ops if o in GPU_BENCH_OPS) or GPU_BENCH_OPS
+
+
+def _benchmarks(group: str, sel: Selection, results: Path, logs: Path) -> bench.Sweep | None:
+    request = bench.Request(replace(sel, ops=bench_ops(group, sel.ops)), grid=GRID[group], commit="HEAD",
+                            results_dir=results, log=logs / f"asv-{group}.log", title=f"benchmarks {group}")
     try:
-        return bench.sweep(args)
-    except bench.BenchError as error:  # nothing of this group can be benchmarked: say so, go on
+        return bench.sweep(request)
+    except bench.BenchError as error:  # nothing of this group can be benchmarked: say so, go on (exit 1)
         print(f"benchmarks {group}: not run ({error})")
         return None
 
@@ -201,7 +185,9 @@ def summary(groups, outcomes, sweeps, results, page, timings) -> str:
     for outcome in outcomes.values():
         lines += check.problems(outcome, limit=4)
     for group, sweep in sweeps.items():
-        if sweep and sweep.failed:
+        if sweep is None:
+            lines.append(f"benchmarks {group}: not run (see above)")
+        elif sweep.failed:
             lines.append(f"benchmarks {group}: {len(sweep.failed)} failed ({', '.join(sweep.failed[:4])}"
                          f"{', ...' if len(sweep.failed) > 4 else ''}); see {sweep.log}")
     lines += ["", *recommendations(results)]

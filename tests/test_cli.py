@@ -1,6 +1,5 @@
 """The seqbench command, run as a user runs it (subprocesses, output not a terminal, as in a log)."""
 
-import argparse
 import json
 import re
 import signal
@@ -11,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.jobs import bench, check
-from seqbench.backends import registry
+from seqbench import reports
 from seqbench import run as main_job
+from seqbench.backends import registry
+from seqbench.backends.protocol import Backend, Traits
 from seqbench.backends.registry import Status
+from seqbench.jobs import bench, check
+from seqbench.selection import Selection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +76,13 @@ def test_check_shows_skip_reasons_outside_the_checkout(tmp_path):
     (["check", "--op", "lstmm"], "(did you mean 'lstm'?)"),
     (["check", "--backend", "nope"], "--backend must be one of"),
     (["check", "--dtype", "float8"], "--dtype must be one of ['float64', 'float32', 'float16', 'bfloat16'], got 'float8'"),
-    (["check", "--device", "tpu"], "--device must be cpu or cuda"),
-    (["run", "--device", "tpu"], "--device must be cpu, cuda or cuda:tf32, got 'tpu'"),
+    (["check", "--device", "tpu"], "--device must be one of ['cpu', 'cuda', 'cuda:tf32'] (also indexed, e.g. cuda:1)"),
+    (["run", "--device", "tpu"], "--device must be one of ['cpu', 'cuda', 'cuda:tf32'] (also indexed, e.g. cuda:1), "
+                                 "got 'tpu'"),
+    (["bench", "--device", "tpu"], "--device must be one of ['cpu', 'cuda', 'cuda:tf32'] (also indexed, e.g. cuda:1)"),
+    (["bench", "--backend", "nope"], "--backend must be one of"),
+    (["check", "--timeout", "-1"], "--timeout must be a positive number of seconds, got -1"),
+    (["run", "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
     (["select", "--op", "lstm", "--seq-len", "-5"], "argument --seq-len: must be a positive integer, got -5"),
     (["select", "--op", "lstm", "--kind", "vjp"], "argument --kind: invalid choice: 'vjp'"),
 ])
@@ -125,62 +132,90 @@ def test_run_on_a_tiny_grid_prints_a_short_summary(tmp_path):
 # --- the GPU parts, through fakes: a machine whose backends list cuda and cuda:tf32 ---------------------
 
 
+class SlowCompiler(Backend):
+    """A plug-in whose traits leave it out of the main job."""
+
+    traits = Traits(left_out_of_main_job="compiles each cell for minutes")
+
+
 @pytest.fixture
 def gpu_machine(monkeypatch):
     statuses = [Status("numpy", True, "", ["cpu"]), Status("gpu-fake", True, "", ["cpu", "cuda", "cuda:tf32"]),
-                Status("torch-compile", True, "", ["cpu", "cuda"]), Status("cupy", False, "cupy: no CUDA device")]
+                Status("slow-fake", True, "", ["cpu", "cuda"]), Status("cupy", False, "cupy: no CUDA device")]
     monkeypatch.setattr(registry, "backends", lambda: statuses)
+    registry.register("slow-fake", SlowCompiler)
+    yield
+    registry.unregister("slow-fake")
 
 
-def _args(**kw):
-    return argparse.Namespace(**{"backend": None, "device": None, "op": None, "large": False, "exitfirst": False,
-                                 "out": "out", "cluster": None, **kw})
+def _sel(**kw):
+    return Selection(**{k: tuple(v) for k, v in kw.items()})
 
 
 def test_run_plans_every_device_here_and_narrows(gpu_machine):
-    backends, groups, notes = main_job.plan(_args())
+    backends, groups, notes = main_job.plan(_sel())
     assert backends == ["gpu-fake", "numpy"] and groups == {"cpu": ["cpu"], "cuda": ["cuda", "cuda:tf32"]}
-    assert notes == ["cupy: unavailable (no CUDA device)",
-                     "torch-compile: left out (compiles each cell for minutes; seqbench check --backend torch-compile "
-                     "checks it)"]
-    assert main_job.plan(_args(device=["cuda:tf32"]))[1] == {"cuda": ["cuda:tf32"]}
-    assert main_job.plan(_args(device=["cuda"]))[1] == {"cuda": ["cuda", "cuda:tf32"]}
-    assert main_job.plan(_args(backend=["torch-compile"]))[0] == ["torch-compile"]
+    assert notes == ["cupy: unavailable (no CUDA device)", "slow-fake: left out (compiles each cell for minutes)"]
+    assert main_job.plan(_sel(devices=["cuda:tf32"]))[1] == {"cuda": ["cuda:tf32"]}
+    assert main_job.plan(_sel(devices=["cuda"]))[1] == {"cuda": ["cuda", "cuda:tf32"]}
+    assert main_job.plan(_sel(backends=["slow-fake"]))[0] == ["slow-fake"]
 
 
 def test_run_without_a_gpu_says_so_and_refuses_cuda_when_asked(monkeypatch):
     monkeypatch.setattr(registry, "backends", lambda: [Status("numpy", True, "", ["cpu"])])
-    assert main_job.plan(_args())[2] == ["no CUDA GPU here: conformance and benchmarks run on the CPU only"]
+    assert main_job.plan(_sel())[2] == ["no CUDA GPU here: conformance and benchmarks run on the CPU only"]
     with pytest.raises(ValueError, match=r"--device cuda: not here \(devices here: cpu\)"):
-        main_job.plan(_args(device=["cuda"]))
+        main_job.plan(_sel(devices=["cuda"]))
 
 
 def test_run_checks_then_benchmarks_each_device_group_and_reports_both(gpu_machine, monkeypatch, tmp_path, capsys):
     calls = []
 
-    def run_suite(options, results_dir, log, title, exitfirst=False, timeout=None):
-        calls.append(("check", title, [o for o in options if "device" in o or "quick" in o]))
+    def run_suite(sel, results_dir, log, title, exitfirst=False, timeout=None):
+        calls.append(("check", title, sel.devices, sel.quick))
         rows = [{"backend": "gpu-fake", "device": d, "dtype": "float32", "op": "lstm", "passed": True,
                  "max_err_eps": 1.0, "ratio": 1.0} for d in ("cuda", "cuda:tf32") if "cuda" in title]
         rows += [{"backend": "numpy", "device": "cpu", "dtype": "float32", "op": "lstm", "passed": True,
                   "max_err_eps": 1.0, "ratio": 0.9}] if "cpu" in title else []
         return check.Outcome(rows=rows, passed=len(rows), skipped=Counter(), log=log)
 
-    def sweep(args):
-        calls.append(("bench", args.grid, args.device, args.op))
-        return bench.Sweep(args.grid, 1, [], counts=Counter(ok=1), log=Path(args.log))
+    def sweep(request):
+        calls.append(("bench", request.grid, request.selection.devices, request.selection.ops))
+        return bench.Sweep(request.grid, 1, [], counts=Counter(ok=1), log=request.log)
 
     monkeypatch.setattr(check, "run_suite", run_suite)
     monkeypatch.setattr(bench, "sweep", sweep)
     monkeypatch.setattr(main_job, "recommendations", lambda results: ["Fastest conforming backend: (fake)"])
-    code = main_job.main(_args(out=str(tmp_path / "out")))
+    monkeypatch.setattr(reports, "write_report", lambda folders, out: Path(out) / "report.html")
+    code = main_job.main(_sel(), tmp_path / "out")
     out = capsys.readouterr().out
     assert code == 0, out
     assert calls == [
-        ("check", "conformance cpu", ["--seqbench-quick", "--seqbench-device=cpu"]),
-        ("bench", "quick", ["cpu"], ["rnn,lstm,gru,gru_reset_after"]),
-        ("check", "conformance cuda", ["--seqbench-quick", "--seqbench-device=cuda", "--seqbench-device=cuda:tf32"]),
-        ("bench", "gpu", ["cuda,cuda:tf32"], ["lstm"]),
+        ("check", "conformance cpu", ("cpu",), True),
+        ("bench", "quick", ("cpu",), ("rnn", "lstm", "gru", "gru_reset_after")),
+        ("check", "conformance cuda", ("cuda", "cuda:tf32"), True),
+        ("bench", "gpu", ("cuda", "cuda:tf32"), ("lstm",)),
     ]
     assert re.search(r"^gpu-fake\s+-\s+ok 1/1 x1\s+ok 1/1 x1$", out, re.M), out
     assert "conformance-cuda.log" in out and "asv-cuda.log" in out
+
+
+def test_run_exits_non_zero_when_a_phase_it_was_asked_for_could_not_run(gpu_machine, monkeypatch, tmp_path, capsys):
+    """Conformance passes, but nothing of the GPU group can be benchmarked: the run says so and exits 1."""
+    def run_suite(sel, results_dir, log, title, exitfirst=False, timeout=None):
+        return check.Outcome(rows=[], passed=1, skipped=Counter(), log=log)
+
+    def sweep(request):
+        if request.grid == "gpu":
+            raise bench.BenchError("nothing to benchmark on the gpu grid")
+        return bench.Sweep(request.grid, 1, [], counts=Counter(ok=1), log=request.log)
+
+    monkeypatch.setattr(check, "run_suite", run_suite)
+    monkeypatch.setattr(bench, "sweep", sweep)
+    monkeypatch.setattr(main_job, "recommendations", lambda results: [])
+    monkeypatch.setattr(reports, "write_report", lambda folders, out: Path(out) / "report.html")
+    code = main_job.main(_sel(), tmp_path / "out")
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "benchmarks cuda: not run (nothing to benchmark on the gpu grid)" in out
+    assert "benchmarks cuda: not run (see above)" in out

@@ -34,7 +34,6 @@ import platform
 import subprocess
 import tempfile
 import time
-from argparse import Namespace
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,16 +236,6 @@ def gather_files(results_dir: Path, logs: Path, prefix: str):
         asv_merge.merge_folder(results_dir, returned["files"])
         return write_log(logs, prefix, shard, returned)
     return gather
-
-
-def bench_args(spec: dict, folder: Path) -> Namespace:
-    """``seqbench bench``'s arguments for a shard: keep the results (for the commit the driver named) in
-    ``folder``, under the worker's machine name, waiting for the device's sweep lock."""
-    return Namespace(grid=None, op=None, backend=None, device=None, dtype=None, machine=None,
-                     set_commit_hash=spec["commit"],
-                     results_dir=str(folder / "results"), config=str(worker_root(spec) / "asv.conf.json"),
-                     launch_method=None, show_stderr=False, dry_run=False, log=str(folder / "asv.log"),
-                     title="shard", wait=True)
 
 
 def files_under(folder: Path) -> dict:

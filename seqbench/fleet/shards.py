@@ -23,16 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from seqbench import catalog
+from seqbench.backends import registry
 
 #: seconds of one benchmark process beside its work, and of starting asv for an op (finding the benchmarks, the fork
 #: server importing torch and jax). cpu: measured on this project's 2-core CI machine (the quick grid's rnn: 11
 #: processes of numpy in 11 s, 21 of numpy and torch-native in 13 s); cuda: that plus creating a CUDA context and
 #: loading the framework's kernels, an assumption until a GPU sweep measures it
 OVERHEAD_S, ASV_START_S = {"cpu": 0.3, "cuda": 2.0}, 8.0
-#: seconds a compiling backend adds to each process or case (jax compiles per shape and dtype: about 2.5 s a case
-#: on an H200, see conformance.cases.QUICK_COMPILED)
-COMPILE_S = {("jax", "cpu"): 0.5, ("jax", "cuda"): 2.5, ("jax-highest", "cuda"): 2.5,
-             ("torch-compile", "cpu"): 30.0, ("torch-compile", "cuda"): 30.0}
 #: FLOP/s a recurrent cell sustains: about a third of the matmul rate measured by bench_peak on the 2-core CI
 #: machine (136 GFLOP/s float32), and a tenth of an H200's dense TF32 rate
 RATE = {"cpu": 5e10, "cuda": 5e13}
@@ -114,12 +111,17 @@ def _kind(device: str) -> str:
     return "cpu" if device == "cpu" else "cuda"
 
 
+def compile_s(backend: str, kind: str) -> float:
+    """Seconds a backend adds to each process or case on a device kind by compiling (its traits say)."""
+    return registry.traits(backend).compile_seconds.get(kind, 0.0)
+
+
 def process_cost(backend: str, device: str, flops: float, passes: float = 1.0) -> float:
     """Estimated seconds of one benchmark process of ``flops`` per forward pass."""
     kind = _kind(device)
     t = passes * flops / RATE[kind]
     sampling = max(SAMPLES[0] * t, min(SAMPLES[1] * t, SAMPLING_S))
-    return OVERHEAD_S[kind] + COMPILE_S.get((backend, kind), 0.0) + WARMUPS * t + sampling
+    return OVERHEAD_S[kind] + compile_s(backend, kind) + WARMUPS * t + sampling
 
 
 def bench_unit(op: catalog.Op, backend: str, device: str, dtype: str, shapes: list, methods: list) -> Unit:
@@ -132,7 +134,7 @@ def bench_unit(op: catalog.Op, backend: str, device: str, dtype: str, shapes: li
 def check_unit(op: catalog.Op, backend: str, devices: tuple, shapes: list) -> Unit:
     """The conformance cases of one (op, backend, device group); ``shapes``: one per case."""
     kind = _kind(devices[0])
-    cost = sum(CASE_S + COMPILE_S.get((backend, kind), 0.0) + (1 + BACKWARD) * op.flops(shape) / RATE[kind]
+    cost = sum(CASE_S + compile_s(backend, kind) + (1 + BACKWARD) * op.flops(shape) / RATE[kind]
                for shape in shapes)
     return Unit("check", op.name, backend, tuple(devices), "", cost)
 

@@ -13,17 +13,23 @@ import os
 import time
 from pathlib import Path
 
-from seqbench.jobs import bench, check
 from seqbench import catalog, console
-from seqbench.fleet import engine as cluster, shards
+from seqbench.fleet import engine as cluster
+from seqbench.fleet import shards
+from seqbench.jobs import asv, bench, check
 from seqbench.results import records as results
-
-KINDS = ("cpu", "cuda")
+from seqbench.selection import KINDS, Selection, kind as kind_of
 
 
 def _kind_devices(spec: dict, kind: str, all_devices) -> list[str]:
-    asked = [d for d in spec["devices"] if (d == "cpu") == (kind == "cpu")]
-    return asked or [d for d in all_devices if (d == "cpu") == (kind == "cpu")]
+    asked = [d for d in spec["devices"] if kind_of(d) == kind]
+    return asked or [d for d in all_devices if kind_of(d) == kind]
+
+
+def _selection(spec: dict, kind: str, **narrowed) -> Selection:
+    """The selection a worker of ``kind`` runs: the spec's, narrowed."""
+    return Selection(**{"backends": tuple(spec["backends"]), "dtypes": tuple(spec["dtypes"]),
+                        "ops": tuple(spec["ops"][kind]), "large": spec["large"], "quick": spec["quick"], **narrowed})
 
 
 # --- benchmarks -----------------------------------------------------------------------------------------------
@@ -32,12 +38,12 @@ def _kind_devices(spec: dict, kind: str, all_devices) -> list[str]:
 def bench_survey(spec: dict, kind: str) -> tuple[list, list]:
     """On a worker of ``kind``: the benchmark units that can run there, and notes on what cannot."""
     config = cluster.worker_root(spec) / "asv.conf.json"
-    common = bench.suite_common(config, bench._load_config(config))
+    common = asv.suite_common(config, asv.load_config(config))
     grid = spec["grid"][kind]
     try:
-        selection, notes = bench.select(common, grid, spec["ops"][kind], spec["backends"],
-                                        _kind_devices(spec, kind, common.DEVICES), spec["dtypes"])
-    except (bench.BenchError, ValueError) as error:
+        selection, notes = bench.select(common, grid,
+                                        _selection(spec, kind, devices=tuple(_kind_devices(spec, kind, common.DEVICES))))
+    except ValueError as error:
         return [], [f"{kind} workers: {error}"]
     units = []
     for name, points in selection.items():
@@ -51,11 +57,12 @@ def bench_shard(spec: dict, shard: shards.Shard) -> dict:
     """On a worker: ``seqbench bench`` over the shard's units; returns the asv result files and the log."""
     with cluster.scratch(spec) as folder:
         folder = Path(folder)
-        args = cluster.bench_args(spec, folder)
-        args.grid = spec["grid"]["cuda" if shard.gpu else "cpu"]
+        request = bench.Request(grid=spec["grid"]["cuda" if shard.gpu else "cpu"], commit=spec["commit"],
+                                results_dir=folder / "results", config=str(cluster.worker_root(spec) / "asv.conf.json"),
+                                log=folder / "asv.log", title="shard", wait=True)
         start = time.monotonic()
-        sweep = bench.sweep(args, points=shard.bench_points())
-        status = ", ".join(f"{n} {s}" for s, n in sweep.counts.items()) or "nothing ran"
+        sweep = bench.sweep(request, points=shard.bench_points())
+        status = sweep.status()
         waited = time.monotonic() - start - sweep.seconds
         status += (f"; asv exited with {sweep.code}" if sweep.code else "") + (
             f"; waited {waited:.0f} s for the machine's other sweeps" if waited >= 1 else "")
@@ -90,13 +97,10 @@ def as_sweep(gathered: cluster.Gathered, plan: list, notes: list) -> bench.Sweep
 def check_survey(spec: dict, kind: str) -> tuple[list, list]:
     """On a worker of ``kind``: the conformance units there (one per op, backend and device group, costed by
     its cases), and notes on what cannot run there (an unavailable backend or device)."""
-    from seqbench.conformance.cases import DEVICE_KINDS, Selection, cases
+    from seqbench.conformance.cases import cases
 
-    devices = _kind_devices(spec, kind, DEVICE_KINDS)
-    sel = Selection(backends=tuple(spec["backends"]), devices=tuple(devices), dtypes=tuple(spec["dtypes"]),
-                    ops=tuple(spec["ops"][kind]), large=spec["large"], quick=spec["quick"])
     groups, notes = {}, []
-    for case in cases(sel):
+    for case in cases(_selection(spec, kind, devices=tuple(_kind_devices(spec, kind, KINDS)))):
         if case.op is None:
             notes.append(f"{kind} workers: {case.skip}")
             continue
@@ -114,9 +118,8 @@ def check_shard(spec: dict, shard: shards.Shard) -> dict:
         folder = Path(folder)
         start, total = time.monotonic(), check.Outcome()
         for (backend, devices), ops in shard.check_groups().items():
-            options = [f"--seqbench-backend={backend}", f"--seqbench-op={','.join(ops)}",
-                       *(f"--seqbench-device={d}" for d in devices), *spec["options"]]
-            part = check.run_suite(options, folder / "results", folder / "conformance.log",
+            sel = _selection(spec, "cpu", backends=(backend,), ops=tuple(ops), devices=tuple(devices))
+            part = check.run_suite(sel, folder / "results", folder / "conformance.log",
                                    title=f"conformance {backend}", timeout=spec["timeout"])
             total.add(part)
         status = f"{total.passed} passed, {len(total.failed)} failed, {sum(total.skipped.values())} skipped"
@@ -145,14 +148,11 @@ def check_outcome(plan: list, gathered: cluster.Gathered, logs: Path) -> check.O
 # --- the commands ---------------------------------------------------------------------------------------------
 
 
-def _values(option) -> list[str]:
-    return [v.strip() for item in option or [] for v in item.split(",") if v.strip()]
-
-
-def _spec(args, root: Path | None, ops: list, **more) -> dict:
-    return {"root": str(root) if root else None, "local": args.cluster == "local", "ops": {k: ops for k in KINDS},
-            "backends": _values(args.backend), "devices": _values(args.device), "dtypes": _values(args.dtype),
-            "threads": os.environ.get("OMP_NUM_THREADS"), **more}
+def spec(sel: Selection, address: str, root: Path | None, ops: list, **more) -> dict:
+    """What every worker of a cluster sweep needs to know (sent to them as plain data)."""
+    return {"root": str(root) if root else None, "local": address == "local", "ops": {k: list(ops) for k in KINDS},
+            "backends": list(sel.backends), "devices": list(sel.devices), "dtypes": list(sel.dtypes),
+            "large": sel.large, "quick": sel.quick, "threads": os.environ.get("OMP_NUM_THREADS"), **more}
 
 
 def _announce(command: str, address: str, plan: list, notes: list, resources: dict) -> None:
@@ -165,52 +165,47 @@ def _announce(command: str, address: str, plan: list, notes: list, resources: di
     print(cluster.plan_table(plan))
 
 
-def bench_command(args) -> int:
-    """``seqbench bench --cluster``: the sweep ``args`` selects, in shards over the cluster, into one folder."""
-    if args.machine:
-        raise bench.BenchError("--machine names one machine; with --cluster each worker files its results under "
-                               "its own name (SEQBENCH_MACHINE there, else its host name)")
-    if bench.TRAINING in _values(args.op):
-        raise bench.BenchError(f"--op {bench.TRAINING} trains on one machine (seqbench bench --op {bench.TRAINING}); "
-                               "--cluster shards the catalog ops")
-    config = bench.find_config(args.config)
+def bench_command(request: bench.Request, address: str, asked_shards: int | None = None) -> int:
+    """``seqbench bench --cluster``: the sweep ``request`` asks for, in shards over the cluster, into one folder."""
+    if request.machine:
+        raise asv.BenchError("--machine names one machine; with --cluster each worker files its results under "
+                             "its own name (SEQBENCH_MACHINE there, else its host name)")
+    if request.training:
+        raise asv.BenchError(f"--op {bench.TRAINING} trains on one machine (seqbench bench --op {bench.TRAINING}); "
+                             "--cluster shards the catalog ops")
+    config = asv.find_config(request.config)
     root = config.parent
-    results_dir = Path(args.results_dir or root / bench._load_config(config).get("results_dir", "results")).resolve()
-    grid = args.grid or "quick"
-    spec = _spec(args, root, _values(args.op), grid={k: grid for k in KINDS},
-                 commit=cluster.commit(root, args.set_commit_hash or "HEAD"))
-    resources = cluster.connect(args.cluster, root, results_dir / "logs" / "ray.log")
+    results_dir = Path(request.results_dir).resolve() if request.results_dir else asv.results_dir(config, asv.load_config(config))
+    sel = request.selection
+    shared = spec(sel, address, root, list(sel.ops), grid={k: request.grid for k in KINDS},
+                  commit=cluster.commit(root, request.commit or "HEAD"))
+    resources = cluster.connect(address, root, results_dir / "logs" / "ray.log")
     try:
-        shard_plan, notes = plan(bench_survey, spec, resources, args.shards, "benchmark")
-        _announce("bench", args.cluster, shard_plan, notes, resources)
-        if args.dry_run:
+        shard_plan, notes = plan(bench_survey, shared, resources, asked_shards, "benchmark")
+        _announce("bench", address, shard_plan, notes, resources)
+        if request.dry_run:
             return 0
-        gathered = cluster.run_shards(shard_plan, bench_shard, spec,
+        gathered = cluster.run_shards(shard_plan, bench_shard, shared,
                                       cluster.gather_files(results_dir, results_dir / "logs", "asv"),
                                       "benchmarks (cluster)")
     finally:
         cluster.shutdown()
     print(cluster.plan_table(shard_plan, gathered))
     sweep = as_sweep(gathered, shard_plan, notes)
-    status = ", ".join(f"{n} {s}" for s, n in sweep.counts.items()) or "nothing ran"
-    print(gathered.interrupted or f"seqbench bench: {status}; wall time {sweep.seconds:.0f} s; results in "
-          f"{results_dir}/ (commit {spec['commit'][:8]}); logs: {results_dir / 'logs'}/asv-shard-*.log")
+    print(gathered.interrupted or f"seqbench bench: {sweep.status()}; wall time {sweep.seconds:.0f} s; results in "
+          f"{results_dir}/ (commit {shared['commit'][:8]}); logs: {results_dir / 'logs'}/asv-shard-*.log")
     return console.INTERRUPTED if gathered.interrupted else 1 if sweep.code else 0
 
 
-def check_command(args, options: list) -> int:
+def check_command(sel: Selection, address: str, asked_shards: int | None, results_dir: Path,
+                  timeout: float | None = None) -> int:
     """``seqbench check --cluster``: the conformance suite in shards over the cluster, rows into one folder."""
-    from seqbench.conformance.cases import Selection, check_selection
-
-    check_selection(Selection(devices=tuple(_values(args.device)), dtypes=tuple(_values(args.dtype))))
-    results_dir = Path(args.results_dir).resolve()
-    spec = _spec(args, Path.cwd(), _values(args.op), options=options, timeout=args.timeout, large=args.large,
-                 quick=False)
-    resources = cluster.connect(args.cluster, None, results_dir / "logs" / "ray.log")
+    shared = spec(sel, address, Path.cwd(), list(sel.ops), timeout=timeout)
+    resources = cluster.connect(address, None, results_dir / "logs" / "ray.log")
     try:
-        shard_plan, notes = plan(check_survey, spec, resources, args.shards, "check")
-        _announce("check", args.cluster, shard_plan, notes, resources)
-        gathered = cluster.run_shards(shard_plan, check_shard, spec, gather_rows(results_dir, results_dir / "logs"),
+        shard_plan, notes = plan(check_survey, shared, resources, asked_shards, "check")
+        _announce("check", address, shard_plan, notes, resources)
+        gathered = cluster.run_shards(shard_plan, check_shard, shared, gather_rows(results_dir, results_dir / "logs"),
                                       "conformance (cluster)")
     finally:
         cluster.shutdown()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from seqbench import console
 from seqbench.results import records as results
+from seqbench.selection import Selection
 
 # pytest's warning when the plugin, imported through its entry point, was already imported: harmless noise
 QUIET = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -72,13 +73,20 @@ class Outcome:
         self.planned += other.planned
 
 
-def run_suite(options: list[str], results_dir: Path, log: Path, title: str = "conformance",
+def options(sel: Selection) -> list[str]:
+    """The conformance plugin's options (``--seqbench-*``) that narrow the suite to ``sel``."""
+    named = [f"--seqbench-{name}={','.join(chosen)}" for name, chosen in (
+        ("backend", sel.backends), ("device", sel.devices), ("dtype", sel.dtypes), ("op", sel.ops)) if chosen]
+    return named + ["--seqbench-large"] * sel.large + ["--seqbench-quick"] * sel.quick
+
+
+def run_suite(sel: Selection, results_dir: Path, log: Path, title: str = "conformance",
               exitfirst: bool = False, timeout: float | None = None) -> Outcome:
-    """Run the suite narrowed by ``options`` (``--seqbench-*``) in worker processes; rows merged into
-    ``results_dir``, pytest's output appended to ``log``; returns the :class:`Outcome`."""
+    """Run the suite narrowed to ``sel`` in worker processes; rows merged into ``results_dir``, pytest's output
+    appended to ``log``; returns the :class:`Outcome`."""
     outcome = Outcome(log=log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    base = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", *options]
+    base = ["--pyargs", "seqbench.conformance", *QUIET, "-ra", *options(sel)]
     with console.phase(title) as bar, tempfile.TemporaryDirectory(prefix="seqbench-check-") as scratch:
         run = _Run(base, Path(scratch), log, bar, outcome, timeout, exitfirst, Path(results_dir))
         try:

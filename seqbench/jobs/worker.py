@@ -51,9 +51,9 @@ class Events:
     def pytest_runtest_logreport(self, report):
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
-        from seqbench.conformance.plugin import _ROWS
+        from seqbench.conformance.plugin import rows as case_rows
 
-        rows = self.session.config.stash.get(_ROWS, [])
+        rows = case_rows(self.session.config)
         new, self.rows_seen = rows[self.rows_seen:], len(rows)
         if hasattr(report, "wasxfail"):
             outcome, message = "xfailed", report.wasxfail

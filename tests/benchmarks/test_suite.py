@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqbench.jobs import bench
+from seqbench.jobs import asv, bench
+from seqbench.selection import Selection
 from seqbench import catalog
 from seqbench.backends import registry
 from seqbench.backends.protocol import Backend, BackendUnavailable
@@ -88,18 +89,19 @@ def test_parameter_lists_do_not_depend_on_what_is_installed():
     without_frameworks = _params_in_subprocess({}, block="torch,jax,cupy")
     assert installed == without_frameworks
     lstm = installed["lstm"]
-    assert lstm[0] == [b for b in registry.BUILTIN if b != "torch-compile"]
+    # every registered backend, available here or not, less those whose traits leave them out of the quick grid
+    assert lstm[0] == [b for b in registry.installed() if "quick" not in registry.traits(b).left_out_of_grids]
+    assert "torch-compile" not in lstm[0] and {"numpy", "torch-native", "cupy"} <= set(lstm[0])
     assert lstm[1] == ["cpu", "cuda", "cuda:tf32"] and lstm[2] == ["float32"]
     assert lstm[3:] == [[16, 64], [32], [8]]
 
 
 def test_the_grid_comes_from_seqbench_grid():
     full = _params_in_subprocess({"SEQBENCH_GRID": "full"})["lstm"]
-    assert full[0] == list(registry.BUILTIN) and full[2] == ["float32", "float64"]
+    assert full[0] == registry.installed() and full[2] == ["float32", "float64"]
     assert full[3] == [16, 64, 256, 1024, 4096] and full[4] == [64, 256, 1024, 2048] and full[5] == [1, 8, 64, 512]
     mid = _params_in_subprocess({"SEQBENCH_GRID": "mid"})["lstm"]
     assert len(mid[3]) * len(mid[4]) * len(mid[5]) < len(full[3]) * len(full[4]) * len(full[5])
-    assert _params_in_subprocess({"SEQBENCH_BACKENDS": "numpy,mine"})["lstm"][0] == ["numpy", "mine"]
 
 
 # --- skips ---------------------------------------------------------------------------------
@@ -189,6 +191,7 @@ def test_asv_runs_a_benchmark_as_asv_does(suite):
     try:
         benchmark = discovery.get_benchmark_from_name(str(ROOT / "benchmarks"), f"bench_recurrent.rnn.time_forward-{index}")
         assert benchmark.check(str(ROOT / "benchmarks"))
+        benchmark.set_param_idx(index)  # check() walks the parameter points and leaves another one current
         assert benchmark.do_setup() is False  # not skipped
         result = benchmark.do_run()
         assert result["samples"] and all(s > 0 for s in result["samples"])
@@ -290,37 +293,43 @@ def test_asv_check_passes(tmp_path):
     assert "No problems found" in out.stdout
 
 
+def bench_main(argv) -> int:
+    """``seqbench bench ARGV`` in this process."""
+    from seqbench import cli
+
+    return cli.main(["bench", *argv])
+
+
 def test_bench_refuses_unknown_names_and_empty_grids(capsys, monkeypatch, unavailable_backend):
     monkeypatch.chdir(ROOT)
-    assert bench.main(["--op", "lstmm", "--dry-run"]) == 2
+    assert bench_main(["--op", "lstmm", "--dry-run"]) == 2
     assert "op must be one of" in capsys.readouterr().err
-    assert bench.main(["--backend", "nonesuch", "--dry-run"]) == 2
-    assert "unknown backend 'nonesuch'" in capsys.readouterr().err
-    assert bench.main(["--backend", "torch-compile", "--dry-run"]) == 2
-    assert "too slow for the quick grid" in capsys.readouterr().err
-    monkeypatch.setenv("SEQBENCH_BACKENDS", f"numpy,{unavailable_backend}")
-    assert bench.main(["--backend", unavailable_backend, "--dry-run"]) == 2
+    assert bench_main(["--backend", "nonesuch", "--dry-run"]) == 2
+    assert "--backend must be one of" in capsys.readouterr().err
+    assert bench_main(["--backend", "torch-compile", "--dry-run"]) == 2
+    assert "is left out of the quick grid: torch-compile compiles in every benchmark process" in capsys.readouterr().err
+    assert bench_main(["--backend", unavailable_backend, "--dry-run"]) == 2
     assert "cannot run here: " in capsys.readouterr().err
-    assert bench.main(["--backend", "numpy", "--device", "cuda", "--dry-run"]) == 2
-    assert "nothing to benchmark on the quick grid for backend=['numpy'], device=['cuda']" in capsys.readouterr().err
+    assert bench_main(["--backend", "numpy", "--device", "cuda", "--dry-run"]) == 2
+    assert "nothing to benchmark on the quick grid for backend=numpy, device=cuda" in capsys.readouterr().err
 
 
 def test_bench_refuses_without_asv(capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "asv" else real(name, *a))
     monkeypatch.chdir(ROOT)
-    assert bench.main([]) == 2
+    assert bench_main([]) == 2
     assert "asv is not installed" in capsys.readouterr().err
 
 
 def test_bench_patterns_select_what_runs_here(capsys, monkeypatch):
     pytest.importorskip("asv")
     monkeypatch.chdir(ROOT)
-    assert bench.main(["--op", "lstm", "--backend", "numpy", "--dry-run"]) == 0
+    assert bench_main(["--op", "lstm", "--backend", "numpy", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "quick grid, 1 ops, 11 benchmark runs" in out and "numpy: cpu/float32" in out  # 10 + the matmul peak
-    common = bench.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
-    selection, _ = bench.select(common, "quick", ["lstm"], ["numpy"])
+    common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
+    selection, _ = bench.select(common, "quick", Selection(ops=("lstm",), backends=("numpy",)))
     pattern, peak = bench.patterns(common, selection)
     assert re.search(peak, "bench_peak.matmul.track_gflops('cpu', 'float32')")
     assert not re.search(peak, "bench_peak.matmul.track_gflops('cuda', 'float32')")
@@ -342,7 +351,7 @@ def test_seqbench_bench_runs_asv_and_keeps_results(tmp_path):
     results = tmp_path / "results"
     argv = ["--op", "rnn", "--backend", "numpy", "--machine", "bench-test", "--results-dir", str(results),
             *(["--set-commit-hash", "HEAD"] if keep else [])]
-    code = f"import sys; from seqbench.jobs import bench; sys.exit(bench.main({argv!r}))"
+    code = f"import sys; from seqbench import cli; sys.exit(cli.main(['bench', *{argv!r}]))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=_asv_env(tmp_path), timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -372,8 +381,8 @@ def test_every_kind_of_benchmark_runs_under_asv_for_every_backend(tmp_path):
     env = _asv_env(tmp_path)
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes", "--machine", "ci"], cwd=ROOT, env=env,
                    capture_output=True, check=True, timeout=120)
-    config = bench._derived_config(ROOT / "asv.conf.json", bench._load_config(ROOT / "asv.conf.json"),
-                                   str(tmp_path / "results"), tmp_path)  # the checkout's results/ stays as it is
+    config = asv.derived_config(ROOT / "asv.conf.json", asv.load_config(ROOT / "asv.conf.json"),
+                                tmp_path / "results", tmp_path)  # the checkout's results/ stays as it is
     chosen = [f"--bench=^bench_[a-z]+\\.{op}\\." for op in CI_OPS] + ["--bench=^bench_peak\\."]
     out = subprocess.run([sys.executable, "-m", "asv", "run", "--python=same", "--quick", "--machine", "ci",
                           f"--config={config}", "--launch-method", "forkserver", *chosen], cwd=tmp_path,
@@ -385,7 +394,7 @@ def test_every_kind_of_benchmark_runs_under_asv_for_every_backend(tmp_path):
 
 def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session():
     """The gpu grid: T 64/512 x H 256/1024 x B 1/16/64/256, two methods; jax in float32 only; compilers left out."""
-    common = bench.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
+    common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     params, names = common.params_of(catalog.get("lstm"), "gpu")
     assert names[3:] == ["seq_len", "hidden", "batch"] and params[3:] == [[64, 512], [256, 1024], [1, 16, 64, 256]]
     assert "torch-compile" not in common.backends("gpu") and "jax-highest" not in common.backends("gpu")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.jobs import bench
+from seqbench.jobs import asv
 from seqbench.results import records as results
 
 import faulty_backends  # noqa: E402
@@ -169,9 +169,7 @@ def test_a_second_benchmark_sweep_on_the_machine_is_refused(env, tmp_path):
     cache = {**env, "SEQBENCH_CACHE_DIR": str(tmp_path)}
     os.environ["SEQBENCH_CACHE_DIR"], saved = str(tmp_path), os.environ.get("SEQBENCH_CACHE_DIR")
     try:
-        import argparse
-
-        with bench.machine_lock(argparse.Namespace(results_dir="results")):
+        with asv.machine_lock(["cpu"], "results"):
             out = seqbench(cache, "bench", "--op", "rnn", "--backend", "numpy")
     finally:
         os.environ.pop("SEQBENCH_CACHE_DIR") if saved is None else os.environ.update(SEQBENCH_CACHE_DIR=saved)
