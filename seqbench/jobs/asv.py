@@ -212,6 +212,8 @@ def stream(line: list[str], grid: str, cwd: Path, start: float, followed: Follow
     """Run asv, its output to ``sink`` (a log; ``progress(percent, benchmark)`` follows each finished benchmark)
     or the terminal, each line timed from ``start``; returns asv's exit status."""
     env = {**os.environ, "SEQBENCH_GRID": grid}  # the suite reads its grid from here
+    if env.get("PYTHONPATH") and not env.get("ASV_PYTHONPATH"):  # asv drops PYTHONPATH: plug-ins found on it
+        env["ASV_PYTHONPATH"] = env["PYTHONPATH"]                  # stay on the benchmark processes' axis
     if sink:
         sink.write(f"$ {shown(grid, line)}\n")
     with subprocess.Popen(line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,

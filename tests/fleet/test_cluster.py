@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.jobs import bench
+from seqbench.jobs import asv
 from seqbench import catalog, cli
 from seqbench.fleet import engine as cluster, sweeps as cluster_sweeps, shards
 from seqbench.backends import registry
@@ -237,8 +237,8 @@ def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplic
     try:
         ops = ["embedding_lookup", "softmax_prob", "glove_cost"]
         spec = {"backends": ["numpy"], "devices": [], "dtypes": ["float32"], "ops": {"cpu": ops}, "large": False,
-                "quick": False, "options": ["--seqbench-dtype=float32"], "timeout": None, "threads": None,
-                "die": {0: "once", 1: "always"}, "markers": str(tmp_path)}
+                "quick": False, "timeout": None, "threads": None, "die": {0: "once", 1: "always"},
+                "markers": str(tmp_path)}
         plan, _ = cluster_sweeps.plan(cluster_sweeps.check_survey, spec, resources, 3, "check")
         assert len(plan) == 3
         folder = tmp_path / "results"
@@ -270,7 +270,7 @@ def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, mon
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("HOME", str(tmp_path))
-    bench.ensure_machine("gpubox")
+    asv.ensure_machine("gpubox")
     record = json.loads((tmp_path / ".asv-machine.json").read_text())["gpubox"]
     assert record["gpu"] == "2 x NVIDIA H100 80GB HBM3" and record["cpu"]
     empty = load.summarize_conformance(load.load_conformance([]))  # no conformance rows: the record names it
@@ -279,20 +279,16 @@ def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, mon
 
 
 def test_sweeps_take_turns_per_device(tmp_path, monkeypatch):
-    from argparse import Namespace
-
     monkeypatch.setenv("SEQBENCH_CACHE_DIR", str(tmp_path))
-    cpu, cuda = {"rnn": [("numpy", "cpu", "float32")]}, {"rnn": [("torch", "cuda", "float32")]}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
-    assert bench._lock_keys(cpu, False) == ["cpu"] and bench._lock_keys(cuda, False) == ["gpu-2"]
-    assert bench._lock_keys({"rnn": cpu["rnn"] + cuda["rnn"]}, False) == ["cpu", "gpu-2"]
-    assert bench._lock_keys({}, True) == ["cpu"]  # the trainers' suite runs on the CPU too
-    args = Namespace(results_dir="r")
-    with bench.machine_lock(args, ["gpu-2"]):
-        with bench.machine_lock(args, ["gpu-3"]), bench.machine_lock(args, ["cpu"]):
+    assert asv.lock_keys({"cpu"}, False) == ["cpu"] and asv.lock_keys({"cuda"}, False) == ["gpu-2"]
+    assert asv.lock_keys({"cpu", "cuda"}, False) == ["cpu", "gpu-2"]
+    assert asv.lock_keys(set(), True) == ["cpu"]  # the trainers' suite runs on the CPU too
+    with asv.machine_lock(["gpu-2"], "r"):
+        with asv.machine_lock(["gpu-3"], "r"), asv.machine_lock(["cpu"], "r"):
             pass  # another GPU, or the CPU: side by side
-        with pytest.raises(bench.BenchError, match="another benchmark sweep is running .* seqbench bench on gpu-2"):
-            with bench.machine_lock(args, ["gpu-2"]):
+        with pytest.raises(asv.BenchError, match="another benchmark sweep is running .* seqbench bench on gpu-2"):
+            with asv.machine_lock(["gpu-2"], "r"):
                 pass
 
 
@@ -305,7 +301,7 @@ def test_the_main_job_on_a_cluster_checks_then_benchmarks_every_device_the_worke
     planned = []
 
     def plan(survey, spec, resources, asked, what):
-        planned.append((what, spec["ops"], spec.get("grid"), spec.get("options"), spec["backends"]))
+        planned.append((what, spec["ops"], spec.get("grid"), spec["quick"], spec["backends"]))
         return [shards.Shard(0, False, [shards.Unit("check", "rnn", "numpy", ("cpu",))])], [f"{what}: a note"]
 
     def run_shards(plan_, work, spec, gather, title):
@@ -323,13 +319,12 @@ def test_the_main_job_on_a_cluster_checks_then_benchmarks_every_device_the_worke
     monkeypatch.setattr(cluster_sweeps, "plan", plan)
     monkeypatch.setattr(run, "recommendations", lambda results: ["Fastest conforming backend: (fake)"])
     monkeypatch.chdir(ROOT)
-    args = cli.parser().parse_args(["run", "--cluster", "ray://head:10001", "--out", str(tmp_path / "out")])
-    assert run.main(args) == 0
+    assert cli.main(["run", "--cluster", "ray://head:10001", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    every = [n for n in registry.names() if n not in run.LEFT_OUT]
+    every = [n for n in registry.names() if not registry.traits(n).left_out_of_main_job]
     assert planned == [
-        ("check", {"cpu": list(run.RUN_OPS), "cuda": list(run.RUN_OPS)}, None, ["--seqbench-quick"], every),
-        ("benchmark", {"cpu": list(run.RUN_OPS), "cuda": ["lstm"]}, run.GRID, None, every)]
+        ("check", {"cpu": list(run.RUN_OPS), "cuda": list(run.RUN_OPS)}, None, True, every),
+        ("benchmark", {"cpu": list(run.RUN_OPS), "cuda": ["lstm"]}, run.GRID, False, every)]
     assert "seqbench run --cluster ray://head:10001: 4 CPUs, 2 GPUs" in out and "check: a note" in out
     assert results.read_jsonl(tmp_path / "out" / "results" / "conformance" / "worker-1.jsonl")[0]["test_id"] == "t1"
     assert (tmp_path / "out" / "logs" / "conformance-shard-1.log").exists()
