@@ -95,7 +95,7 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
         blocks += [("h2", "Conformance"), ("p", (
             "Per backend, device and dtype: ok or FAIL, the worst error over shapes, forward and gradients, in eps "
             "of the precision, and x its ratio to a faithful same-precision implementation's error (tolerance "
-            "model: README, seqbench/tolerance.py).")),
+            "model: README, seqbench/precision/tolerance.py).")),
                    ("wide", conformance_table(checks)),
                    ("h2", "Which equation each backend computes"), ("table", variants_table(checks))]
     if results.skipped:

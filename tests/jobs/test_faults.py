@@ -230,8 +230,7 @@ def test_a_benchmark_that_crashes_fails_and_the_sweep_goes_on(env, tmp_path):
     pytest.importorskip("asv")
     home = tmp_path / "home"
     home.mkdir()
-    sweep = {**env, "HOME": str(home), "SEQBENCH_CACHE_DIR": str(tmp_path / "cache"), "SEQBENCH_PREIMPORT": "0",
-             "SEQBENCH_BACKENDS": "segfaulting"}
+    sweep = {**env, "HOME": str(home), "SEQBENCH_CACHE_DIR": str(tmp_path / "cache"), "SEQBENCH_PREIMPORT": "0"}
     out = seqbench(sweep, "bench", "--op", "rnn,lstm", "--backend", "segfaulting", "--machine", "faults",
                    "--results-dir", str(tmp_path / "r"), "--set-commit-hash", "HEAD", "--log", str(tmp_path / "asv.log"))
     assert out.returncode != 0, out.stdout + out.stderr
