@@ -88,7 +88,7 @@ import time
 
 import numpy as np
 
-from seqbench import catalog
+from seqbench import catalog, selection
 from seqbench.backends import registry
 from seqbench.backends.protocol import BackendUnavailable
 
@@ -97,7 +97,7 @@ AXES = {"T": "seq_len", "H": "hidden", "V": "vocab", "d": "dim", "B": "batch", "
 #: shape keys that are flags, dropped from the benchmark shape
 FLAGS = ("ragged", "reverse", "tied")
 
-DEVICES = ("cpu", "cuda", "cuda:tf32")
+DEVICES = selection.NAMED
 DTYPES = ("float32", "float64")
 
 GRIDS = {
@@ -139,7 +139,7 @@ METHODS = {"gpu": ("time_forward", "time_forward_backward")}
 #: are :func:`trainers`
 TRAINING = {
     "models": ("skipgram", "cbow", "glove"),
-    "devices": ("cpu", "cuda"),
+    "devices": selection.KINDS,
     "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "wordsim_pairs", "analogy"),
     "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0)},
     "full": {"corpus": "head500.noblanks.cor", "dim": 100, "epochs": 5, "fractions": (0.25, 1.0)},

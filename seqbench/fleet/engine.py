@@ -38,8 +38,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqbench.results import asv_files as asv_merge
+from seqbench.results import asv_files
 from seqbench import console
+from seqbench.selection import KINDS, kind
 
 #: what installs the engine
 INSTALL = "pip install 'seqbench[cluster]'"
@@ -117,9 +118,8 @@ def survey(function, spec: dict, gpu_too: bool) -> tuple[list, list]:
     ("cuda"); returns every unit they found and their notes on what cannot run."""
     import ray
 
-    kinds = [k for k in ("cpu", "cuda") if k == "cpu" or gpu_too]
-    kinds = [k for k in kinds if not spec.get("devices") or any((d == "cpu") == (k == "cpu")
-                                                                 for d in spec["devices"])]
+    kinds = [k for k in KINDS if k == "cpu" or gpu_too]
+    kinds = [k for k in kinds if not spec.get("devices") or any(kind(d) == k for d in spec["devices"])]
     found = ray.get([_remote(function, kind == "cuda").remote(spec, kind) for kind in kinds])
     units = [u for unit_list, _ in found for u in unit_list]
     notes = list(dict.fromkeys(n for _, note_list in found for n in note_list))
@@ -233,7 +233,7 @@ def write_log(logs: Path, prefix: str, shard, returned: dict) -> list:
 def gather_files(results_dir: Path, logs: Path, prefix: str):
     """A ``gather`` for :func:`run_shards`: a shard's asv files merged into ``results_dir``, its log written."""
     def gather(shard, returned: dict) -> list:
-        asv_merge.merge_folder(results_dir, returned["files"])
+        asv_files.merge_folder(results_dir, returned["files"])
         return write_log(logs, prefix, shard, returned)
     return gather
 
