@@ -45,7 +45,7 @@ def _cpu(dtype: str, n: int = 2048) -> float:
 def _cuda_reason(device: str, dtype: str) -> str:
     """Why the GPU rate cannot be measured here ("" = it can)."""
     try:
-        from seqbench.backends import torch_math
+        from seqbench.backends.torch import math as torch_math
     except ImportError as error:
         return f"the GPU matmul rate is measured with torch: {error}"
     if device not in torch_math.cuda_devices():
@@ -58,7 +58,7 @@ def _cuda_reason(device: str, dtype: str) -> str:
 def _cuda(device: str, dtype: str) -> float:
     import torch
 
-    from seqbench.backends import torch_math
+    from seqbench.backends.torch import math as torch_math
 
     n = 4096 if dtype == "float64" else 8192
     a = torch.randn(n, n, device="cuda", dtype=getattr(torch, dtype))

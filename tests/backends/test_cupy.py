@@ -22,7 +22,7 @@ import seqbench
 from seqbench.precision import calibration, faithful, tolerance
 from seqbench import catalog
 from seqbench.backends import registry
-from seqbench.backends import cupy_backend
+from seqbench.backends.cupy import backend as cupy_backend
 from seqbench.backends.protocol import BackendUnavailable, tree_leaves
 
 
@@ -74,7 +74,7 @@ def test_conformance_lists_it_as_one_skipped_case_with_the_reason():
 
 
 def test_importing_the_module_does_not_import_cupy():
-    code = ("import sys, seqbench.backends.cupy_backend as m; m.kernel_names('rnn_cells.cu'); "
+    code = ("import sys, seqbench.backends.cupy.backend as m; m.kernel_names('rnn_cells.cu'); "
             "print('cupy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

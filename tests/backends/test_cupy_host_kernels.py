@@ -31,7 +31,7 @@ import pytest
 
 from seqbench.precision import calibration, faithful, tolerance
 from seqbench import catalog
-from seqbench.backends import cupy_backend, cupy_cells, cupy_embedding, cupy_graphs
+from seqbench.backends.cupy import backend as cupy_backend, cells as cupy_cells, embedding as cupy_embedding, graphs as cupy_graphs
 from seqbench.backends.protocol import tree_leaves, tree_map
 from seqbench.reference.primitives import mv
 

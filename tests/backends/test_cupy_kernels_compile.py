@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from seqbench.backends import cupy_backend
+from seqbench.backends.cupy import backend as cupy_backend
 
 ARCHS = (80, 90)
 SOURCES = tuple(cupy_backend.KERNELS)

@@ -7,7 +7,7 @@ jax = pytest.importorskip("jax")
 
 from seqbench import catalog  # noqa: E402
 from seqbench.backends import registry
-from seqbench.backends.jax_backend import JaxHighestBackend  # noqa: E402
+from seqbench.backends.jax.backend import JaxHighestBackend  # noqa: E402
 from seqbench.backends.protocol import tree_leaves as leaves  # noqa: E402
 from seqbench.backends.protocol import BackendUnavailable  # noqa: E402
 

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 
 from seqbench import catalog, reference  # noqa: E402
 from seqbench.backends import registry
-from seqbench.backends import torch_math  # noqa: E402
-from seqbench.backends.torch_native import Native  # noqa: E402
+from seqbench.backends.torch import math as torch_math  # noqa: E402
+from seqbench.backends.torch.native import Native  # noqa: E402
 
 NAMES = ("torch", "torch-native", "torch-compile")
 SHAPE = {"T": 6, "B": 4, "I": 3, "H": 5, "ragged": True}

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from seqbench import catalog, reference  # noqa: E402
-from seqbench.backends.torch_packing import pack, pack_layers, suffix, unpack  # noqa: E402
+from seqbench.backends.torch.packing import pack, pack_layers, suffix, unpack  # noqa: E402
 
 # cell -> (catalog op whose parameters it packs, native module)
 CELLS = {

@@ -1,4 +1,4 @@
-"""The time loop the notes' recurrent cells run in, in JAX (the cells: :mod:`.cell_equations`).
+"""The time loop the notes' recurrent cells run in, in JAX (the cells: :mod:`~seqbench.backends.cell_equations`).
 
 Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
 ``(B, H)``, ``lengths: (B,)`` (a padded step keeps the state and emits zeros),
@@ -7,7 +7,7 @@ are rows, so the notes' ``W h`` is ``mv(W, h) = h @ W.T``.
 
 The input-side products ``W_*x x_t + b_*`` of all steps are one GEMM before
 the scan; each step adds the recurrent product(s) and does the pointwise math
-(see :mod:`.cell_equations`). Initial states are arrays here (the backend
+(see :mod:`~seqbench.backends.cell_equations`). Initial states are arrays here (the backend
 turns ``None`` into zeros, so they get gradients too); every function is
 pure, for ``jax.jit``/``jax.vjp``.
 """
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .cell_equations import Cell, cell_key, cells_for, inputs
+from ..cell_equations import Cell, cell_key, cells_for, inputs
 
 # the notes' cells, see backends/cell_equations.py
 CELLS = cells_for(jnp.tanh, jax.nn.sigmoid, jnp.concatenate, lambda a, n: jnp.split(a, n, axis=-1))
@@ -29,7 +29,7 @@ UNROLL = 1
 
 
 def cell_for(cell: str, variant: str = "notes") -> tuple[Cell, int]:
-    """The :class:`~.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number of states."""
+    """The :class:`~seqbench.backends.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number of states."""
     return CELLS[cell_key(cell, variant)], 2 if cell == "lstm" else 1
 
 

@@ -1,19 +1,19 @@
 """The ``cupy`` backend: hand-written CUDA kernels (``kernels/*.cu``) plus cuBLAS GEMMs through CuPy.
 
-* Recurrent ops (:mod:`.cupy_cells`): the input projection of all T steps is
+* Recurrent ops (:mod:`.cells`): the input projection of all T steps is
   one GEMM; each step is one recurrent GEMM plus ONE fused elementwise kernel
   (gates, activations, state update, lengths mask; the notes' GRU needs two,
   its ``r`` multiplies ``h_{t-1}`` before ``W_hh``); BPTT runs fused backward
   kernels per step and the weight gradients as GEMMs over all steps.
   Bidirectional and stacked RNNs compose single passes.
 * The step loops, forward and backward, run from CUDA graphs
-  (:mod:`.cupy_graphs`): captured once per buffer set, replayed per call, so
+  (:mod:`.graphs`): captured once per buffer set, replayed per call, so
   a step costs the GPU's work, not Python's.
 * Small batches (B ≤ 16) can run the forward sequence in ONE persistent kernel
   (``kernels/persistent_lstm.cu``): recurrent weights in shared memory for the
   whole sequence, a grid-wide barrier between steps, cooperative launch
   (see :class:`PersistentPlanner`).
-* Embedding objectives (:mod:`.cupy_embedding`): negative sampling and GloVe,
+* Embedding objectives (:mod:`.embedding`): negative sampling and GloVe,
   loss and gradient in one kernel launch each, sparse row updates by atomics.
 
 Paths (:data:`PATHS`): ``auto`` (persistent where it was measured faster,
@@ -54,8 +54,8 @@ import numpy as np
 
 from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps
 
-from . import cupy_cells, cupy_embedding, cupy_graphs
-from .cupy_cells import SUFFIX, Context
+from . import cells as cupy_cells, embedding as cupy_embedding, graphs as cupy_graphs
+from .cells import SUFFIX, Context
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
 HEADERS = ("cell_math.cuh", "kernel_common.cuh")
@@ -181,7 +181,7 @@ def _sources_digest(*extra: str) -> str:
 
 class HostKernels:
     """The kernels' host build (:data:`HOST_HARNESS`, a shared library) behind the launcher interface
-    of :class:`~.cupy_cells.Context`: NumPy arrays in, every "thread" run in one loop on the CPU."""
+    of :class:`~.cells.Context`: NumPy arrays in, every "thread" run in one loop on the CPU."""
 
     def __init__(self, library: str | Path):
         self.lib = ctypes.CDLL(str(library))

@@ -1,7 +1,7 @@
 """The recurrent ops through PyTorch's native modules: ``nn.RNN`` (tanh), ``nn.LSTM``, ``nn.GRU`` (cuDNN on GPU).
 
 Each call packs the notes' parameters into the module's layout
-(:mod:`.torch_packing`, differentiable, so gradients reach the notes' names)
+(:mod:`.packing`, differentiable, so gradients reach the notes' names)
 and runs the module with :func:`torch.func.functional_call`. Bidirectional and
 stacked RNNs are one module call (``bidirectional=True``, ``num_layers=L``).
 
@@ -24,8 +24,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .torch_cells import WRT, reverse_within_lengths, state_args
-from .torch_packing import pack_layers
+from .cells import WRT, reverse_within_lengths, state_args
+from .packing import pack_layers
 
 _MODULES = {"rnn": lambda **kw: nn.RNN(nonlinearity="tanh", **kw), "lstm": nn.LSTM, "gru": nn.GRU}
 

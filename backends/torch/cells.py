@@ -1,4 +1,4 @@
-"""The time loop the notes' recurrent cells run in, in PyTorch (the cells: :mod:`.cell_equations`).
+"""The time loop the notes' recurrent cells run in, in PyTorch (the cells: :mod:`~seqbench.backends.cell_equations`).
 
 Same conventions as :mod:`seqbench.reference.scan`: ``x: (T, B, I)``, states
 ``(B, H)``, ``lengths: (B,)`` (a padded step keeps the state and emits zeros,
@@ -8,7 +8,7 @@ sequence backwards over its own valid steps. Batches are rows, so the notes'
 
 The input-side products ``W_*x x_t + b_*`` of all steps are one GEMM before
 the time loop; each step adds the recurrent product(s) and does the pointwise
-math (see :mod:`.cell_equations`). Initial states are tensors here (the
+math (see :mod:`~seqbench.backends.cell_equations`). Initial states are tensors here (the
 backend turns ``None`` into zeros, so they get gradients too).
 :class:`Recurrent` runs the cells eagerly, or, given a ``compile`` wrapper,
 runs each masked cell step as one compiled function.
@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .cell_equations import Cell, cell_key, cells_for, inputs
+from ..cell_equations import Cell, cell_key, cells_for, inputs
 
 # the notes' cells, see backends/cell_equations.py
 CELLS = cells_for(torch.tanh, torch.sigmoid, torch.cat, lambda a, n: a.chunk(n, dim=-1))

@@ -1,6 +1,6 @@
 """The ``jax`` backend: every op as a pure JAX function, ``jax.jit`` + ``lax.scan``, gradients by ``jax.vjp``.
 
-* Functions live in :mod:`.jax_cells` (recurrent ops) and :mod:`.jax_embedding`
+* Functions live in :mod:`.cells` (recurrent ops) and :mod:`.embedding`
   (embedding ops), with the reference's argument names, keyed by the catalog
   entry's reference function.
 * One jitted function per (reference function, static arguments, matmul
@@ -39,9 +39,9 @@ from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingStep
 
 def _functions() -> dict:
     """Reference function name -> (JAX function, names of the arguments it is differentiated w.r.t.)."""
-    from . import jax_cells, jax_embedding
+    from . import cells, embedding
 
-    return {**jax_cells.FUNCTIONS, **jax_embedding.FUNCTIONS}
+    return {**cells.FUNCTIONS, **embedding.FUNCTIONS}
 
 
 def _is_static(value) -> bool:
@@ -104,7 +104,7 @@ class JaxBackend(Backend):
     # --- ops -----------------------------------------------------------------------
 
     def training_steps(self, device, dtype):
-        from .jax_embedding import training_steps
+        from .embedding import training_steps
 
         if self.precision != "default":
             raise Unsupported(f"{self.name}: the trainer steps have no matmul to set a precision for; "

@@ -20,7 +20,7 @@ and its backward pass (BPTT)::
     dW_x = daᵀ x,  dW_h = daᵀ h_{<T},  db = Σ da,  dx = da W_x   (GEMMs over all T·B rows)
 
 Both loops allocate nothing and read nothing back, so a GPU context can run
-them from CUDA graphs (:mod:`.cupy_graphs`): captured once, replayed per call.
+them from CUDA graphs (:mod:`.graphs`): captured once, replayed per call.
 
 Gates of a cell are packed into one matrix per side (``W_x: (G·H, I)``,
 ``W_h: (R·H, H)``), in the order of :data:`CELLS`. The notes' GRU applies
@@ -94,7 +94,7 @@ class Context:
       sequence in one persistent kernel when it fits (GPU only);
     * ``gemm(a, b, out)``: the step loops' GEMM ``out = a @ b`` (default ``xp.matmul``);
     * ``graphs(tag, buffers, loop) -> path``: runs a step loop that touches exactly
-      ``buffers``, e.g. from a CUDA graph (:class:`.cupy_graphs.StepGraphs`);
+      ``buffers``, e.g. from a CUDA graph (:class:`.graphs.StepGraphs`);
       without it the loop runs as it is (path ``"fused"``).
 
     ``paths`` collects the path each forward sequence took: ``"persistent"``,

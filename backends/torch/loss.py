@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .torch_cells import valid_mask
+from .cells import valid_mask
 
 
 def sequence_loss(logits, targets, lengths=None):

@@ -1,6 +1,6 @@
 """CUDA graphs of the ``cupy`` backend's step loops: the per-step host work paid once, not per call.
 
-The step-by-step path (:func:`.cupy_cells.cell_forward`, :func:`.cupy_cells.cell_backward`)
+The step-by-step path (:func:`.cells.cell_forward`, :func:`.cells.cell_backward`)
 issues per time step one recurrent GEMM and one fused kernel from Python. On an
 H200 that host work is 40–75 µs per step at H = 256, more than the GPU's work
 (``../measurements``). Here a step loop is *captured* once into a CUDA graph
@@ -25,7 +25,7 @@ Two things make it possible:
 Inside a captured loop nothing may allocate or read a device value on the
 host: it would happen once, at capture. The tests hold the loops to that by
 running them through a recording "graph" over the kernels' host build
-(:class:`.cupy_backend.HostKernels`), which defers every launch to replay.
+(:class:`.backend.HostKernels`), which defers every launch to replay.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The torch backends: the notes' cells eagerly, the same under ``torch.compile``, and PyTorch's native RNNs.
 
-* ``torch``: the cells of :mod:`.torch_cells`, one line per equation, run
+* ``torch``: the cells of :mod:`.cells`, one line per equation, run
   eagerly in a Python time loop after one GEMM for the input-side products
   of all steps (ragged batches by masking inside the loop, ``reverse`` by
   reversing within lengths).
@@ -9,11 +9,11 @@
   device and grad mode whatever the shape, which keeps compile time, and CI,
   small). Only the recurrent ops: the others have no time loop to compile.
 * ``torch-native``: ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) through
-  :mod:`.torch_native`; ``nn.GRU`` computes the GRU variant ``reset_after``
+  :mod:`.native`; ``nn.GRU`` computes the GRU variant ``reset_after``
   only, so the notes' GRU is unsupported there, with that reason.
 
-``torch`` and ``torch-native`` share the sequence loss (:mod:`.torch_loss`)
-and the embedding ops (:mod:`.torch_embedding`). Gradients come from
+``torch`` and ``torch-native`` share the sequence loss (:mod:`.loss`)
+and the embedding ops (:mod:`.embedding`). Gradients come from
 autograd with respect to the arguments of the reference's gradient dict; an
 initial state given as ``None`` becomes zeros first, so it gets a gradient
 as in the reference.
@@ -22,7 +22,7 @@ Dtypes: float64, float32, float16 and bfloat16 on every device (half
 precision on the CPU too, so its conformance runs without a GPU).
 Devices: ``cpu``, and on a GPU ``cuda`` (float32 pinned to IEEE) and
 ``cuda:tf32`` (TF32 on for matmuls and cuDNN RNNs, float32 only); see
-:mod:`.torch_math`. Every call runs in its device's math mode, which
+:mod:`.math`. Every call runs in its device's math mode, which
 :meth:`TorchBackend.math_mode` records.
 """
 
@@ -47,15 +47,15 @@ class TorchBackend(Backend):
             import torch
         except ImportError as error:
             raise BackendUnavailable(f"torch is not installed ({error}); pip install 'seqbench[torch]'") from None
-        from . import torch_embedding, torch_loss, torch_math
+        from . import embedding, loss, math as torch_math
 
         self.torch = torch
         self.tm = torch_math
-        self._functions = {**torch_loss.FUNCTIONS, **torch_embedding.FUNCTIONS, **self._recurrent_functions()}
+        self._functions = {**loss.FUNCTIONS, **embedding.FUNCTIONS, **self._recurrent_functions()}
 
     def _recurrent_functions(self) -> dict:
         """Reference function name -> (function, differentiated argument names) of the recurrent ops."""
-        from .torch_cells import Recurrent
+        from .cells import Recurrent
 
         return Recurrent().functions()
 
@@ -87,7 +87,7 @@ class TorchBackend(Backend):
     def training_steps(self, device, dtype):
         if self.name != "torch":
             raise Unsupported(f"{self.name}: its embedding ops are backend 'torch''s; train with --backend torch")
-        from .torch_embedding import glove_step, negative_sampling_step
+        from .embedding import glove_step, negative_sampling_step
 
         return TrainingSteps(negative_sampling_step, glove_step)
 
@@ -192,7 +192,7 @@ class TorchCompileBackend(TorchBackend):
         self._problems: dict = {}
 
     def _recurrent_functions(self):
-        from .torch_cells import Recurrent
+        from .cells import Recurrent
 
         return Recurrent(compile=self._compile).functions()
 
@@ -256,7 +256,7 @@ class TorchNativeBackend(TorchBackend):
     name = "torch-native"
 
     def _recurrent_functions(self):
-        from .torch_native import Native
+        from .native import Native
 
         return Native().functions()
 

@@ -1,0 +1,1 @@
+"""The jax backends (``jax``, ``jax-highest``) and the JAX functions they jit."""

@@ -1,0 +1,1 @@
+"""The torch backends (``torch``, ``torch-compile``, ``torch-native``) and the PyTorch code they run."""
