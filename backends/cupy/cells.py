@@ -1,40 +1,15 @@
-"""The recurrent ops of the ``cupy`` backend: GEMMs plus the fused kernels of ``kernels/rnn_cells.cu``.
-
-Written against an array module ``xp`` and a kernel launcher (a :class:`Context`),
-so the same code runs on a GPU (``xp = cupy``, kernels compiled by nvcc/NVRTC)
-and, in the tests, on the CPU (``xp = numpy``, the kernels' host build called
-through ctypes): the kernel math *and* this orchestration are checked against
-the reference without a GPU.
-
-One cell over one sequence (reference.scan conventions: ``x: (T, B, I)``,
-``lengths`` ragged, ``reverse`` within lengths)::
-
-    xp_all = x W_xᵀ + b_x                              (T·B, G·H)  one GEMM for all steps
-    for t:  hp = h_{t-1} W_hᵀ                          (B, G·H)    recurrent GEMM
-            <cell>_forward_step(xp_all[t], hp, ...)    one fused kernel: gates, state, mask
-
-and its backward pass (BPTT)::
-
-    for t = T-1 .. 0:  da_t = <cell>_backward_step(dh, dc, dh_rec, dy_t, ...)
-                       dh_rec = da_t W_h               (the gradient reaching h_{t-1})
-    dW_x = daᵀ x,  dW_h = daᵀ h_{<T},  db = Σ da,  dx = da W_x   (GEMMs over all T·B rows)
-
-Both loops allocate nothing and read nothing back, so a GPU context can run
-them from CUDA graphs (:mod:`.graphs`): captured once, replayed per call.
-
-Gates of a cell are packed into one matrix per side (``W_x: (G·H, I)``,
-``W_h: (R·H, H)``), in the order of :data:`CELLS`. The notes' GRU applies
-``r`` before its ``W_hh`` product, so its step has a second GEMM and kernel.
+"""One recurrent cell over one sequence in the cupy backend: GEMMs plus the fused step kernels of
+``kernels/rnn_cells.cu``, forward and backward (BPTT), written against a :class:`~.context.Context` so the same
+code runs on a GPU and, in the tests, on the CPU through the kernels' host build.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-SUFFIX = {"float32": "f32", "float64": "f64", "float16": "f16"}
+from .context import Context
 
 
 @dataclass(frozen=True)
@@ -84,44 +59,6 @@ def cell_spec(cell: str, variant: str = "notes") -> CellSpec:
     return CELLS[f"gru_{variant}" if cell == "gru" else cell]
 
 
-@dataclass
-class Context:
-    """Where the ops run: an array module, a launcher ``launch(name, dtype, n, *args)`` of the
-    elementwise kernels (``n`` threads), ``launch_warps(name, dtype, n, *args)`` of the
-    one-warp-per-item kernels, and optionally:
-
-    * ``persistent(spec, packed, buffers) -> bool``, which runs a whole forward
-      sequence in one persistent kernel when it fits (GPU only);
-    * ``gemm(a, b, out)``: the step loops' GEMM ``out = a @ b`` (default ``xp.matmul``);
-    * ``graphs(tag, buffers, loop) -> path``: runs a step loop that touches exactly
-      ``buffers``, e.g. from a CUDA graph (:class:`.graphs.StepGraphs`);
-      without it the loop runs as it is (path ``"fused"``).
-
-    ``paths`` collects the path each forward sequence took: ``"persistent"``,
-    ``"graph"`` or ``"fused"`` (the step-by-step loop run from the host).
-    """
-
-    xp: object
-    launch: Callable
-    launch_warps: Callable
-    persistent: Callable | None = None
-    gemm: Callable | None = None
-    graphs: Callable | None = None
-    paths: list = field(default_factory=list)
-
-    def matmul(self, a, b, out):
-        if self.gemm is None:
-            self.xp.matmul(a, b, out=out)
-        else:
-            self.gemm(a, b, out)
-
-    def steps(self, tag: tuple, buffers: tuple, loop: Callable) -> str:
-        if self.graphs is None:
-            loop()
-            return "fused"
-        return self.graphs(tag, buffers, loop)
-
-
 # ---- parameters ------------------------------------------------------------------------------
 
 
@@ -138,7 +75,8 @@ class Packed:
 
 
 def pack(xp, spec: CellSpec, p: dict) -> Packed:
-    """Stack the gates' matrices into GEMM operands (and their transposes, contiguous)."""
+    """Stack the gates' matrices into GEMM operands, one per side (``W_x: (G·H, I)``, ``W_h: (R·H, H)``, gates in
+    the order of :data:`CELLS`), and their transposes, contiguous."""
     W_x = xp.concatenate([p[k] for k in spec.x_names], axis=0)
     W_h = xp.concatenate([p[k] for k in spec.h_names], axis=0)
     W_hh = p[spec.hh_name] if spec.hh_name else None
@@ -202,7 +140,18 @@ class Tape:
 
 
 def cell_forward(ctx: Context, spec: CellSpec, P: Packed, x, h0, c0, lengths, reverse: bool):
-    """``(y, h_T, C_T or None, tape)`` for one cell over ``x: (T, B, I)`` from ``h0, c0: (B, H)``."""
+    """``(y, h_T, C_T or None, tape)`` for one cell over ``x: (T, B, I)`` from ``h0, c0: (B, H)``.
+
+    reference.scan's conventions (``lengths`` ragged, ``reverse`` within lengths)::
+
+        xp_all = x W_xᵀ + b_x                              (T·B, G·H)  one GEMM for all steps
+        for t:  hp = h_{t-1} W_hᵀ                          (B, G·H)    recurrent GEMM
+                <cell>_forward_step(xp_all[t], hp, ...)    one fused kernel: gates, state, mask
+
+    The notes' GRU applies ``r`` before its ``W_hh`` product, so its step has a second GEMM and kernel.
+    The step loop allocates nothing and reads nothing back, so a GPU context can run it from a CUDA graph
+    (:mod:`.graphs`): captured once, replayed per call.
+    """
     xp = ctx.xp
     T, B, I = x.shape
     H = P.W_h.shape[1]
@@ -267,7 +216,14 @@ def _forward_steps(ctx, spec, P, xp_all, hs, cs, y, saved, rh, lengths, dtype) -
 
 
 def cell_backward(ctx: Context, spec: CellSpec, P: Packed, tape: Tape, dy, dh_T, dc_T):
-    """BPTT: ``(dx, dh0, dc0 or None, d_params)`` given ``dy: (T, B, H)`` and the final-state cotangents."""
+    """BPTT: ``(dx, dh0, dc0 or None, d_params)`` given ``dy: (T, B, H)`` and the final-state cotangents::
+
+        for t = T-1 .. 0:  da_t = <cell>_backward_step(dh, dc, dh_rec, dy_t, ...)
+                           dh_rec = da_t W_h               (the gradient reaching h_{t-1})
+        dW_x = daᵀ x,  dW_h = daᵀ h_{<T},  db = Σ da,  dx = da W_x   (GEMMs over all T·B rows)
+
+    Like the forward's, the step loop can run from a CUDA graph.
+    """
     xp, launch = ctx.xp, ctx.launch
     T, B, I = tape.x.shape
     H = tape.hs.shape[2]
@@ -326,127 +282,3 @@ def cell_backward(ctx: Context, spec: CellSpec, P: Packed, tape: Tape, dy, dh_T,
     if tape.reverse:
         dx = reverse_within_lengths(xp, dx, tape.lengths)
     return dx, dh0, dc, unpack_grads(spec, H, dW_x, dW_h, db_x, db_h, dW_hh)
-
-
-# ---- the catalog's recurrent functions ----------------------------------------------------------
-
-
-def _zeros_state(xp, value, shape, dtype):
-    return xp.zeros(shape, dtype=dtype) if value is None else value
-
-
-class _Call:
-    """One cell over one sequence with checked device inputs, forward kept for the backward."""
-
-    def __init__(self, ctx, spec, params, x, h0, c0, lengths, reverse):
-        xp = ctx.xp
-        self.ctx, self.spec = ctx, spec
-        self.P = pack(xp, spec, params)
-        T, B, _ = x.shape
-        H = self.P.W_h.shape[1]
-        self.x = xp.ascontiguousarray(x)
-        self.h0 = _zeros_state(xp, h0, (B, H), x.dtype)
-        self.c0 = _zeros_state(xp, c0, (B, H), x.dtype) if spec.has_c else None
-        self.lengths = lengths_or_full(xp, lengths, T, B)
-        self.reverse = bool(reverse)
-
-    def forward(self):
-        y, h_T, c_T, self.tape = cell_forward(self.ctx, self.spec, self.P, self.x, self.h0, self.c0, self.lengths,
-                                              self.reverse)
-        return y, h_T, c_T
-
-    def backward(self, dy, dh_T, dc_T):
-        return cell_backward(self.ctx, self.spec, self.P, self.tape, dy, dh_T, dc_T)
-
-
-def _states(spec, h, c):
-    return (h, c) if spec.has_c else (h,)
-
-
-def recurrent_forward(ctx: Context, function: str, inputs: dict) -> tuple:
-    """Forward of reference function ``function`` (rnn, lstm, gru, bidirectional, stacked) on device inputs."""
-    return _recurrent(ctx, function, inputs, cotangents=None)
-
-
-def recurrent_vjp(ctx: Context, function: str, cotangents: tuple, inputs: dict) -> dict:
-    """Gradients of ``function`` with the reference's structure, given one cotangent per output."""
-    return _recurrent(ctx, function, inputs, cotangents=cotangents)
-
-
-def _recurrent(ctx, function, inputs, cotangents):
-    if function in ("rnn", "lstm", "gru"):
-        return _single(ctx, cell_spec(function, inputs.get("variant", "notes")), inputs, cotangents)
-    spec = cell_spec(inputs["cell"], inputs.get("variant", "notes"))
-    if function == "bidirectional":
-        return _bidirectional(ctx, spec, inputs, cotangents)
-    return _stacked(ctx, spec, inputs, cotangents)
-
-
-def _single(ctx, spec, a, cotangents):
-    call = _Call(ctx, spec, a["params"], a["x"], a.get("h0"), a.get("c0"), a.get("lengths"), a.get("reverse", False))
-    y, h_T, c_T = call.forward()
-    if cotangents is None:
-        return (y,) + _states(spec, h_T, c_T)
-    dy, dh_T, *dc_T = cotangents
-    dx, dh0, dc0, grads = call.backward(dy, dh_T, dc_T[0] if spec.has_c else None)
-    return {"x": dx, "h0": dh0, **({"c0": dc0} if spec.has_c else {}), "params": grads}
-
-
-def _layer_state(value, k):
-    return None if value is None else value[k]
-
-
-def _bidirectional(ctx, spec, a, cotangents):
-    xp = ctx.xp
-    x, h0, c0, lengths = a["x"], a.get("h0"), a.get("c0"), a.get("lengths")
-    calls = [
-        _Call(ctx, spec, a[name], x, _layer_state(h0, k), _layer_state(c0, k), lengths, reverse)
-        for k, (name, reverse) in enumerate((("params_fwd", False), ("params_bwd", True)))
-    ]
-    outs = [call.forward() for call in calls]
-    if cotangents is None:
-        y = xp.concatenate([outs[0][0], outs[1][0]], axis=-1)
-        states = [xp.stack([outs[0][1], outs[1][1]])]
-        if spec.has_c:
-            states.append(xp.stack([outs[0][2], outs[1][2]]))
-        return (y, *states)
-    dy, dh_T, *dc_T = cotangents
-    H = outs[0][0].shape[-1]
-    dy_parts = (dy[..., :H], dy[..., H:])
-    results = [
-        call.backward(xp.ascontiguousarray(dy_parts[k]), dh_T[k], dc_T[0][k] if spec.has_c else None)
-        for k, call in enumerate(calls)
-    ]
-    grads = {"x": results[0][0] + results[1][0], "h0": xp.stack([results[0][1], results[1][1]])}
-    if spec.has_c:
-        grads["c0"] = xp.stack([results[0][2], results[1][2]])
-    return {**grads, "params_fwd": results[0][3], "params_bwd": results[1][3]}
-
-
-def _stacked(ctx, spec, a, cotangents):
-    xp = ctx.xp
-    inputs, calls, finals = a["x"], [], []
-    h0, c0 = a.get("h0"), a.get("c0")
-    for layer, params in enumerate(a["params"]):
-        call = _Call(ctx, spec, params, inputs, _layer_state(h0, layer), _layer_state(c0, layer), a.get("lengths"),
-                     a.get("reverse", False))
-        inputs, h_T, c_T = call.forward()
-        calls.append(call)
-        finals.append((h_T, c_T))
-    if cotangents is None:
-        states = [xp.stack([f[0] for f in finals])]
-        if spec.has_c:
-            states.append(xp.stack([f[1] for f in finals]))
-        return (inputs, *states)
-    dy, dh_T, *dc_T = cotangents
-    layer_grads, dh0, dc0 = [None] * len(calls), [None] * len(calls), [None] * len(calls)
-    for layer in reversed(range(len(calls))):
-        dy, dh0[layer], dc0[layer], layer_grads[layer] = calls[layer].backward(
-            dy, dh_T[layer], dc_T[0][layer] if spec.has_c else None)
-    grads = {"x": dy, "h0": xp.stack(dh0)}
-    if spec.has_c:
-        grads["c0"] = xp.stack(dc0)
-    return {**grads, "params": layer_grads}
-
-
-FUNCTIONS = ("rnn", "lstm", "gru", "bidirectional", "stacked")

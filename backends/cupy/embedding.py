@@ -1,6 +1,6 @@
 """The embedding objectives of the ``cupy`` backend: the kernels of ``kernels/embedding.cu``.
 
-Like :mod:`.cells`, written against a :class:`~.cells.Context` (array
+Like :mod:`.cells`, written against a :class:`~.context.Context` (array
 module + kernel launcher), so the tests run it on the CPU through the kernels'
 host build. One kernel launch computes every item's loss (and, for the
 gradient, scatters every row update with atomics); the per-item losses are
@@ -20,7 +20,7 @@ import numpy as np
 
 from seqbench.reference.training import GLOVE_PARAMETERS
 
-from .cells import Context
+from .context import Context
 
 FUNCTIONS = ("negative_sampling_loss", "negative_sampling_lookup_loss", "cbow_negative_sampling_loss", "glove_cost")
 

@@ -25,7 +25,7 @@ Two things make it possible:
 Inside a captured loop nothing may allocate or read a device value on the
 host: it would happen once, at capture. The tests hold the loops to that by
 running them through a recording "graph" over the kernels' host build
-(:class:`.backend.HostKernels`), which defers every launch to replay.
+(:class:`.host_kernels.HostKernels`), which defers every launch to replay.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def _softmax(z):
 
     ``jax.vjp`` of ``jax.nn.softmax`` in float16 keeps ``1/(Σ exp)²`` as a
     float16 factor, which underflows to subnormals at a vocabulary of ~1000:
-    the gradient was 3.5% off (``tests/backends/test_jax.py``).
+    the gradient was 3.5% off (``tests/backends/jax/test_backend.py``).
     """
     return jax.nn.softmax(z.astype(jnp.promote_types(z.dtype, jnp.float32))).astype(z.dtype)
 

@@ -2,7 +2,7 @@
 //
 // Every function here is `__host__ __device__`: the CUDA kernels of this folder
 // (rnn_cells.cu, persistent_lstm.cu, embedding.cu) call them on the GPU, and
-// host_harness.cu compiles them for the CPU so tests/backends/test_cupy_host_kernels.py
+// host_harness.cu compiles them for the CPU so tests/backends/cupy/test_host_kernels.py
 // checks them against the NumPy reference (seqbench.reference) without a GPU.
 //
 // The matrix products (W_h h_{t-1}, W_x x_t) are not here: the backend does

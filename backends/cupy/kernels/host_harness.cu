@@ -1,6 +1,6 @@
 // host_harness.cu — the kernels' math compiled for the CPU, for tests without a GPU.
 //
-// Built as a shared library (g++ -x c++, or nvcc) by tests/backends/test_cupy_host_kernels.py and
+// Built as a shared library (g++ -x c++, or nvcc) by tests/backends/cupy/test_host_kernels.py and
 // loaded with ctypes. It exports two things, for float (_f32) and double (_f64):
 //
 // 1. cm_*: the pointwise cell math of cell_math.cuh over arrays of n elements,

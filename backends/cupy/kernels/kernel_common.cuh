@@ -4,8 +4,8 @@
 // written so that they ALSO compile for the CPU: with SEQBENCH_HOST_BUILD
 // defined (host_harness.cu, built with g++ or nvcc), every exported kernel
 // becomes a plain `extern "C"` function of the same name and arguments that
-// runs all its threads in one loop. tests/backends/test_cupy_host_kernels.py drives the
-// backend's own time loop (backends/cupy_backend.py) with NumPy arrays and
+// runs all its threads in one loop. tests/backends/cupy/test_host_kernels.py drives the
+// backend's own time loop (backends/cupy/cells.py) with NumPy arrays and
 // these host functions, so the kernels *and* their orchestration are checked
 // against the reference without a GPU. The helpers below are what differs:
 //

@@ -18,7 +18,7 @@
 // It writes exactly what the step-by-step path writes (hs, cs, y, saved, rh),
 // so the backward pass (rnn_cells.cu) runs on its outputs unchanged.
 //
-// Launch (backends/cupy_backend.py, PersistentPlanner): cooperative launch
+// Launch (backends/cupy/planner.py, PersistentPlanner): cooperative launch
 // (cupy RawModule(enable_cooperative_groups=True) → cuLaunchCooperativeKernel),
 // grid = ceil(H / U) ≤ #SMs blocks of PERSISTENT_THREADS threads, U = ceil(H / #SMs),
 // dynamic shared memory persistent_smem_bytes() =

@@ -1,6 +1,6 @@
 // rnn_cells.cu — fused per-step elementwise kernels of the RNN, LSTM and GRU cells, forward and backward.
 //
-// The backend (backends/cupy_backend.py) runs a sequence as
+// The backend (backends/cupy/cells.py) runs a sequence as
 //
 //   xp = x W_x^T + b                (all T steps, ONE GEMM, hoisted out of the loop)
 //   for t:  hp = h_{t-1} W_h^T      (one recurrent GEMM, cuBLAS)

@@ -1,13 +1,13 @@
 """The CUDA kernels' math on the CPU, against the NumPy reference (no GPU needed).
 
-``backends/kernels/host_harness.cu`` is built once per session (nvcc, else
+``backends/cupy/kernels/host_harness.cu`` is built once per session (nvcc, else
 g++) into a shared library and loaded with ctypes. Two levels:
 
 * one step of each cell (RNN, LSTM, both GRUs) and the embedding terms:
   preactivations computed with NumPy, the pointwise math of ``cell_math.cuh``
   run on the host, compared with the reference's ``step``/``step_vjp``;
-* whole ops: the cupy backend's own code (:mod:`seqbench.backends.cupy_cells`,
-  :mod:`seqbench.backends.cupy_embedding`) run with NumPy arrays and the
+* whole ops: the cupy backend's own code (:mod:`seqbench.backends.cupy.recurrent`,
+  :mod:`seqbench.backends.cupy.cells`, :mod:`seqbench.backends.cupy.embedding`) run with NumPy arrays and the
   kernels of ``rnn_cells.cu``/``embedding.cu`` compiled for the host, over
   every catalog shape, forward and gradients, judged as the conformance suite judges;
   the recurrent ops once more with their forward through the persistent
@@ -31,7 +31,12 @@ import pytest
 
 from seqbench.precision import calibration, faithful, tolerance
 from seqbench import catalog
-from seqbench.backends.cupy import backend as cupy_backend, cells as cupy_cells, embedding as cupy_embedding, graphs as cupy_graphs
+from seqbench.backends.cupy import cells, embedding, recurrent
+from seqbench.backends.cupy.context import Context
+from seqbench.backends.cupy.graphs import StepGraphs
+from seqbench.backends.cupy.host_kernels import HostKernels
+from seqbench.backends.cupy.planner import PERSISTENT_ROWS, persistent_geometry
+from seqbench.backends.cupy.toolchain import host_build_command
 from seqbench.backends.protocol import tree_leaves, tree_map
 from seqbench.reference.primitives import mv
 
@@ -45,14 +50,14 @@ DTYPES = ("float32", "float64")
 def host(tmp_path_factory):
     """The host build of the kernels, compiled once per test session."""
     try:
-        command = cupy_backend.host_build_command(tmp_path_factory.mktemp("host_harness") / "libseqbench_host.so")
+        command = host_build_command(tmp_path_factory.mktemp("host_harness") / "libseqbench_host.so")
     except FileNotFoundError as error:
         pytest.skip(f"cannot build the host harness: {error}")
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, f"building the host harness failed:\n$ {' '.join(command)}\n{done.stderr}"
     print(f"host harness built in {time.perf_counter() - start:.1f}s with {command[0]}")
-    return cupy_backend.HostKernels(command[command.index("-o") + 1])
+    return HostKernels(command[command.index("-o") + 1])
 
 
 class Math:
@@ -222,25 +227,25 @@ def test_embedding_terms(host, dtype):
 
 # ---- whole ops: the backend's code on the host kernels -----------------------------------------
 
-HOST_FUNCTIONS = cupy_cells.FUNCTIONS + cupy_embedding.FUNCTIONS
+HOST_FUNCTIONS = recurrent.FUNCTIONS + embedding.FUNCTIONS
 PERSISTENT_SMS = 5  # the emulated device's SM count: H = 32 gives U = 7 units per block, 5 blocks, 3 padding units
 CASES = [
     pytest.param(op, shape, dtype, path, id=f"{op.name}-{path}-{dtype}-{catalog.shape_id(shape)}")
     for op in catalog.ops().values() if op.function in HOST_FUNCTIONS
-    for path in (("fused", "persistent", "graph") if op.function in cupy_cells.FUNCTIONS else ("kernel",))
+    for path in (("fused", "persistent", "graph") if op.function in recurrent.FUNCTIONS else ("kernel",))
     for shape in op.shapes
     for dtype in (("float64",) if path == "graph" else DTYPES)  # graphs change the launching, not the arithmetic
 ]
 
 
 def _run(ctx, op, inputs, cotangents=None):
-    if op.function in cupy_cells.FUNCTIONS:
+    if op.function in recurrent.FUNCTIONS:
         if cotangents is None:
-            return cupy_cells.recurrent_forward(ctx, op.function, inputs)
-        return cupy_cells.recurrent_vjp(ctx, op.function, cotangents, inputs)
+            return recurrent.recurrent_forward(ctx, op.function, inputs)
+        return recurrent.recurrent_vjp(ctx, op.function, cotangents, inputs)
     if cotangents is None:
-        return cupy_embedding.embedding_forward(ctx, op.function, inputs)
-    return cupy_embedding.embedding_vjp(ctx, op.function, cotangents, inputs)
+        return embedding.embedding_forward(ctx, op.function, inputs)
+    return embedding.embedding_vjp(ctx, op.function, cotangents, inputs)
 
 
 class Spy:
@@ -283,12 +288,12 @@ def test_op_on_host_kernels(host, op, shape, dtype, path):
         assert graphs.captures >= 3, "the forward and backward loops should have run from captured graphs"
 
 
-@pytest.mark.parametrize("kernel", sorted(cupy_backend.PERSISTENT_ROWS))
+@pytest.mark.parametrize("kernel", sorted(PERSISTENT_ROWS))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_persistent_shared_memory_formula(host, kernel, dtype):
     """The planner's shared-memory size is the kernel's (PersistentSmem::bytes)."""
     for B, H, sms in ((1, 6, 5), (16, 1024, 132), (3, 256, 108), (16, 700, 114)):
-        grid, U, smem = cupy_backend.persistent_geometry(kernel, B, H, sms, dtype)
+        grid, U, smem = persistent_geometry(kernel, B, H, sms, dtype)
         assert (grid - 1) * U < H <= grid * U and grid <= sms
         assert smem == host.persistent_smem_bytes(kernel, dtype, B, H, U), (B, H, sms)
 
@@ -297,7 +302,7 @@ def test_tied_negative_sampling_shares_one_gradient(host):
     """Tied matrices: one array and one gradient buffer, updated by both the input and the output rows."""
     op = catalog.get("negative_sampling_lookup_loss")
     inputs = op.inputs({"V": 6, "d": 4, "B": 8, "K": 3, "tied": True})
-    grads = cupy_embedding.embedding_vjp(host.context(), op.function, (np.float64(1.0),), inputs)
+    grads = embedding.embedding_vjp(host.context(), op.function, (np.float64(1.0),), inputs)
     assert set(grads) == {"E_in"}
     assert_close(grads["E_in"], op.reference_vjp((1.0,), **inputs)["E_in"], "float64", "tied dE", 64)
 
@@ -306,7 +311,7 @@ def test_tied_negative_sampling_shares_one_gradient(host):
 
 
 class HostSteps:
-    """The cupy backend's trainer steps (:mod:`seqbench.backends.cupy_embedding`) on the host build, as a backend."""
+    """The cupy backend's trainer steps (:mod:`seqbench.backends.cupy.embedding`) on the host build, as a backend."""
 
     def __init__(self, host):
         self.ctx = host.context()
@@ -314,8 +319,8 @@ class HostSteps:
     def training_steps(self, device, dtype):
         from seqbench.backends.protocol import TrainingSteps
 
-        return TrainingSteps(lambda state, *batch: cupy_embedding.negative_sampling_step(self.ctx, state, *batch),
-                             lambda state, *batch: cupy_embedding.glove_step(self.ctx, state, *batch))
+        return TrainingSteps(lambda state, *batch: embedding.negative_sampling_step(self.ctx, state, *batch),
+                             lambda state, *batch: embedding.glove_step(self.ctx, state, *batch))
 
     def to_device(self, array, device, dtype):
         return np.ascontiguousarray(array, dtype=dtype)
@@ -341,9 +346,9 @@ def test_trainer_steps_on_the_host_kernels_equal_the_reference_update(host, mode
 
 
 def _lstm_buffers(rng, T=5, B=3, I=4, H=6, dtype="float64"):
-    spec = cupy_cells.cell_spec("lstm")
+    spec = cells.cell_spec("lstm")
     params = {name: rng.uniform(-0.5, 0.5, shape) for name, shape in lstm.param_shapes(I, H).items()}
-    P = cupy_cells.pack(np, spec, params)
+    P = cells.pack(np, spec, params)
     buffers = dict(xp_all=rng.standard_normal((T, B, 4 * H)), hs=np.zeros((T + 1, B, H)),
                    cs=np.zeros((T + 1, B, H)), y=np.zeros((T, B, H)), saved=np.zeros((T, B, 4 * H)), rh=None,
                    lengths=np.array([T, 2, 0][:B], dtype=np.int32))
@@ -364,8 +369,8 @@ def test_a_replayed_step_loop_reads_the_buffers_current_values(host):
         b["xp_all"][...] = rng.standard_normal(b["xp_all"].shape)
         b["hs"][0], b["cs"][0] = rng.standard_normal(b["hs"][0].shape), rng.standard_normal(b["cs"][0].shape)
         expected = {k: v.copy() for k, v in b.items() if v is not None}
-        cupy_cells._forward_steps(host.context(), spec, P, *(expected.get(k) for k in b), "float64")
-        assert cupy_cells._forward_steps(ctx, spec, P, *b.values(), "float64") == "graph"
+        cells._forward_steps(host.context(), spec, P, *(expected.get(k) for k in b), "float64")
+        assert cells._forward_steps(ctx, spec, P, *b.values(), "float64") == "graph"
         for name in ("hs", "cs", "y", "saved"):
             np.testing.assert_array_equal(b[name], expected[name], err_msg=f"call {call}: {name}")
     assert (graphs.captures, graphs.replays) == (1, 1)
@@ -389,7 +394,7 @@ def test_a_loop_reading_a_device_value_during_capture_goes_stale_on_replay(host)
 
 def test_step_graphs_key_tag_and_every_buffer_and_drop_the_least_recently_used():
     captured, launched = [], []
-    graphs = cupy_graphs.StepGraphs(
+    graphs = StepGraphs(
         capture=lambda loop: captured.append(loop) or len(captured), launch=launched.append,
         eager=lambda loop: loop(), layout=lambda a: (id(a), a.shape), capacity=2)
     a, b, c = np.zeros(2), np.zeros(2), np.zeros(3)
@@ -409,7 +414,7 @@ def test_a_failed_capture_runs_the_loop_eagerly_and_says_why():
     def refuse(loop):
         raise RuntimeError("capture refused")
 
-    graphs = cupy_graphs.StepGraphs(
+    graphs = StepGraphs(
         capture=refuse, launch=None, eager=lambda loop: loop(), layout=id)
     assert graphs(("forward", "rnn"), (), lambda: ran.append(1)) == "fused"
     assert graphs(("forward", "rnn"), (), lambda: ran.append(2)) == "fused"
@@ -445,10 +450,10 @@ class KeyCheck:
         return "graph"
 
     def context(self):
-        return cupy_cells.Context(np, self.launch, self.launch, gemm=self.gemm, graphs=self)
+        return Context(np, self.launch, self.launch, gemm=self.gemm, graphs=self)
 
 
-@pytest.mark.parametrize("op", [op for op in catalog.ops().values() if op.function in cupy_cells.FUNCTIONS],
+@pytest.mark.parametrize("op", [op for op in catalog.ops().values() if op.function in recurrent.FUNCTIONS],
                          ids=lambda op: op.name)
 def test_every_array_a_step_loop_touches_is_in_its_graph_key(host, op):
     check = KeyCheck(host)

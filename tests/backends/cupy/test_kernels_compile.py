@@ -1,7 +1,7 @@
 """Every CUDA kernel source compiles with nvcc for sm_80 and sm_90 (no GPU needed).
 
-Each ``backends/kernels/*.cu`` the cupy backend loads is compiled with the
-backend's own command line (:func:`seqbench.backends.cupy_backend.nvcc_command`)
+Each ``backends/cupy/kernels/*.cu`` the cupy backend loads is compiled with the
+backend's own command line (:func:`seqbench.backends.cupy.toolchain.nvcc_command`)
 to a cubin per architecture, all in parallel once per session; each cubin must
 export exactly the ``extern "C"`` kernels the backend looks up. Skipped, with
 the reason, only where nvcc is absent.
@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from seqbench.backends.cupy import backend as cupy_backend
+from seqbench.backends.cupy import toolchain
 
 ARCHS = (80, 90)
-SOURCES = tuple(cupy_backend.KERNELS)
+SOURCES = tuple(toolchain.KERNELS)
 
 
 def function_symbols(cubin: bytes) -> set[str]:
@@ -45,7 +45,7 @@ def function_symbols(cubin: bytes) -> set[str]:
 @pytest.fixture(scope="session")
 def cubins(tmp_path_factory):
     """``{(source, arch): (returncode, stderr, cubin bytes, seconds)}``, compiled in parallel."""
-    nvcc = cupy_backend.find_nvcc()
+    nvcc = toolchain.find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc is not installed (not on the PATH, $CUDA_PATH/bin or /usr/local/cuda/bin): "
                     "the kernels cannot be compiled here")
@@ -55,14 +55,14 @@ def cubins(tmp_path_factory):
         source, arch = job
         target = out / f"{source}.sm_{arch}.cubin"
         start = time.perf_counter()
-        done = subprocess.run(cupy_backend.nvcc_command(nvcc, source, arch, target, defines=cupy_backend.DEFINES),
+        done = subprocess.run(toolchain.nvcc_command(nvcc, source, arch, target, defines=toolchain.DEFINES),
                               capture_output=True, text=True)
         data = target.read_bytes() if done.returncode == 0 else b""
         return job, (done.returncode, done.stderr, data, time.perf_counter() - start)
 
     # the persistent kernels take longest: first, so the others fill the remaining workers
     jobs = sorted(((source, arch) for source in SOURCES for arch in ARCHS),
-                  key=lambda job: job[0] not in cupy_backend.COOPERATIVE)
+                  key=lambda job: job[0] not in toolchain.COOPERATIVE)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
         results = dict(pool.map(compile_one, jobs))
@@ -77,11 +77,11 @@ def test_kernel_compiles(cubins, source, arch):
     assert returncode == 0, f"nvcc failed on {source} for sm_{arch}:\n{stderr}"
     assert "warning" not in stderr.lower(), f"nvcc warned on {source} for sm_{arch}:\n{stderr}"
     exported = function_symbols(cubin)
-    wanted = set(cupy_backend.kernel_names(source, cupy_backend.suffixes(source)))
+    wanted = set(toolchain.kernel_names(source, toolchain.suffixes(source)))
     assert wanted <= exported, f"{source} sm_{arch} lacks kernels {sorted(wanted - exported)}"
 
 
 def test_every_source_is_compiled():
     """Every .cu beside the backend is either loaded by it (and compiled above) or the host harness."""
-    on_disk = {p.name for p in cupy_backend.KERNELS_DIR.glob("*.cu")}
-    assert on_disk == set(SOURCES) | {cupy_backend.HOST_HARNESS}
+    on_disk = {p.name for p in toolchain.KERNELS_DIR.glob("*.cu")}
+    assert on_disk == set(SOURCES) | {toolchain.HOST_HARNESS}

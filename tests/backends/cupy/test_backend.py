@@ -23,6 +23,7 @@ from seqbench.precision import calibration, faithful, tolerance
 from seqbench import catalog
 from seqbench.backends import registry
 from seqbench.backends.cupy import backend as cupy_backend
+from seqbench.backends.cupy.planner import PERSISTENT_MAX_B, auto_takes_persistent
 from seqbench.backends.protocol import BackendUnavailable, tree_leaves
 
 
@@ -73,8 +74,9 @@ def test_conformance_lists_it_as_one_skipped_case_with_the_reason():
     assert case.skip == _reason() and case.id == "cupy-unavailable"
 
 
-def test_importing_the_module_does_not_import_cupy():
-    code = ("import sys, seqbench.backends.cupy.backend as m; m.kernel_names('rnn_cells.cu'); "
+def test_importing_the_modules_does_not_import_cupy():
+    code = ("import importlib, pkgutil, sys, seqbench.backends.cupy as family; "
+            "[importlib.import_module(f'{family.__name__}.{m.name}') for m in pkgutil.iter_modules(family.__path__)]; "
             "print('cupy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -118,6 +120,17 @@ def test_implements_the_recurrent_ops_and_embedding_objectives():
     assert {"negative_sampling_loss", "negative_sampling_lookup_loss", "glove_cost"} <= implemented
 
 
+def test_float16_left_out_where_its_kernels_did_not_compile_says_why():
+    """A device whose float16 kernels failed to compile offers no float16, and asking for it gives the error."""
+    be = cupy_backend.CupyBackend.__new__(cupy_backend.CupyBackend)  # no GPU here: the state __init__ would set
+    be._count, be.compiler = 1, "nvrtc"
+    be._kernels = {0: types.SimpleNamespace(half=False, half_error="CompileException: cuda_fp16.h: not found")}
+    assert "float16" not in be.dtypes("cuda")
+    support = be.supports("lstm", "cuda", "float16")
+    assert not support and "float16 kernels did not compile with nvrtc" in support.reason
+    assert "cuda_fp16.h: not found" in support.reason
+
+
 # ---- on a GPU ---------------------------------------------------------------------------------
 
 gpu = pytest.mark.skipif(not _gpu_available(), reason=f"no usable cupy backend here: {_reason()}")
@@ -135,7 +148,7 @@ def test_every_path_agrees_with_the_reference(op_name, B):
     be = seqbench.backend("cupy")
     shape = {"T": 24, "B": B, "I": 40, "H": 300, "ragged": True}
     op, inputs = _inputs(op_name, shape, "float32")
-    paths = ("auto", "graph", "fused") + (("persistent",) if B <= cupy_backend.PERSISTENT_MAX_B else ())
+    paths = ("auto", "graph", "fused") + (("persistent",) if B <= PERSISTENT_MAX_B else ())
     results = {}
     try:
         for path in paths:
@@ -144,7 +157,7 @@ def test_every_path_agrees_with_the_reference(op_name, B):
             taken = set(be.last_paths)
             if path == "auto":
                 U = math.ceil(shape["H"] / be._planners[0].sms)
-                assert taken == {"persistent" if cupy_backend.auto_takes_persistent(B, U) else "graph"}, (B, taken)
+                assert taken == {"persistent" if auto_takes_persistent(B, U) else "graph"}, (B, taken)
             else:
                 assert taken == {path}, (path, taken, be.graph_status())
     finally:
@@ -231,6 +244,6 @@ def test_trainer_steps_equal_the_reference_update(model):
 
 def test_auto_takes_the_persistent_kernel_only_where_it_was_measured_faster():
     """batch 1 with at most two units per block (H ≤ 2·#SMs); the graph path everywhere else."""
-    assert cupy_backend.auto_takes_persistent(1, 2) and cupy_backend.auto_takes_persistent(1, 1)
-    assert not cupy_backend.auto_takes_persistent(1, 8)  # H = 1024 on 132 SMs
-    assert not cupy_backend.auto_takes_persistent(16, 2)
+    assert auto_takes_persistent(1, 2) and auto_takes_persistent(1, 1)
+    assert not auto_takes_persistent(1, 8)  # H = 1024 on 132 SMs
+    assert not auto_takes_persistent(16, 2)
