@@ -1,15 +1,15 @@
 """The ``jax`` backend: every op as a pure JAX function, ``jax.jit`` + ``lax.scan``, gradients by ``jax.vjp``.
 
-* Functions live in :mod:`.cells` (recurrent ops) and :mod:`.embedding`
-  (embedding ops), with the reference's argument names, keyed by the catalog
+* Functions live in :mod:`.cells` (recurrent ops), :mod:`.loss` (the sequence
+  loss) and :mod:`.embedding` (embedding ops), with the reference's argument names, keyed by the catalog
   entry's reference function.
 * One jitted function per (reference function, static arguments, matmul
   precision, forward or vjp), cached on the backend; static arguments are the
   non-array ones (``cell``, ``variant``, ``None``, sizes such as ``c``) while
   flags (``reverse``) are traced, so both directions share one program.
   Repeated calls never retrace; JAX re-specializes only on new shapes/dtypes.
-* Gradients: ``jax.vjp`` of the forward with respect to the arguments of the
-  reference's gradient dict (``x``, ``h0``, ``c0``, ``params``, ... ); an
+* Gradients: ``jax.vjp`` of the forward with respect to the op's
+  differentiated arguments (``op.wrt``: ``x``, ``h0``, ``c0``, ``params``, ... ); an
   initial state given as ``None`` becomes zeros first, so it gets a gradient
   like in the reference.
 * float64 needs ``jax_enable_x64``, which this backend turns on for the whole
@@ -38,10 +38,10 @@ from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingStep
 
 
 def _functions() -> dict:
-    """Reference function name -> (JAX function, names of the arguments it is differentiated w.r.t.)."""
-    from . import cells, embedding
+    """Reference function name -> JAX function."""
+    from . import cells, embedding, loss
 
-    return {**cells.FUNCTIONS, **embedding.FUNCTIONS}
+    return {**cells.FUNCTIONS, **loss.FUNCTIONS, **embedding.FUNCTIONS}
 
 
 def _is_static(value) -> bool:
@@ -115,7 +115,7 @@ class JaxBackend(Backend):
         """The jitted forward (``wrt=None``) or vjp of ``function`` with ``static`` arguments fixed."""
         key = (function, tuple(sorted(static.items())), wrt)
         if key not in self._jitted:
-            self._jitted[key] = self.jax.jit(self._traced(self._functions[function][0], static, wrt))
+            self._jitted[key] = self.jax.jit(self._traced(self._functions[function], static, wrt))
         return self._jitted[key]
 
     def _traced(self, fn, static, wrt):
@@ -142,7 +142,7 @@ class JaxBackend(Backend):
         inputs = self._host_fixups(op, inputs, device, dtype)
         static = {k: v for k, v in inputs.items() if _is_static(v)}
         arrays = {k: v for k, v in inputs.items() if k not in static}
-        wrt = None if cotangents is None else tuple(k for k in self._functions[op.function][1] if k in arrays)
+        wrt = None if cotangents is None else tuple(k for k in op.wrt if k in arrays)
         return self._compiled(op.function, static, wrt), None if cotangents is None else tuple(cotangents), arrays
 
     def _call(self, op, device, dtype, inputs, cotangents=None):

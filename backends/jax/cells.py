@@ -29,7 +29,8 @@ UNROLL = 1
 
 
 def cell_for(cell: str, variant: str = "notes") -> tuple[Cell, int]:
-    """The :class:`~seqbench.backends.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number of states."""
+    """The :class:`~seqbench.backends.cell_equations.Cell` of ``cell`` (``variant`` picks the GRU) and its number
+    of states."""
     return CELLS[cell_key(cell, variant)], 2 if cell == "lstm" else 1
 
 
@@ -105,18 +106,5 @@ def stacked(cell, x, params, h0, c0=None, lengths=None, reverse=False, variant="
     return (y, *(jnp.stack(per_layer) for per_layer in zip(*finals)))
 
 
-def sequence_loss(logits, targets, lengths=None):
-    """``L = Σ_t Σ_b -log softmax(logits_{t,b})[targets_{t,b}]`` over valid steps: ``(L,)``."""
-    T, B = targets.shape
-    picked = jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], axis=-1)[..., 0]  # (T, B)
-    if lengths is not None:
-        picked = jnp.where(jnp.arange(T)[:, None] < lengths, picked, 0)
-    return (-picked.sum(),)
-
-
-_RECURRENT_WRT = ("x", "h0", "c0", "params", "params_fwd", "params_bwd")
-# op -> (function, the arguments it is differentiated with respect to, where present)
-FUNCTIONS = {
-    **{fn.__name__: (fn, _RECURRENT_WRT) for fn in (rnn, lstm, gru, bidirectional, stacked)},
-    "sequence_loss": (sequence_loss, ("logits",)),
-}
+#: Reference function name -> function.
+FUNCTIONS = {fn.__name__: fn for fn in (rnn, lstm, gru, bidirectional, stacked)}

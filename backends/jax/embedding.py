@@ -166,17 +166,8 @@ def training_steps(device):
     return [on_device(step) for step in steps]
 
 
-_TIED = ("E_in", "E_out")
-# op -> (function, the arguments it is differentiated with respect to)
-FUNCTIONS = {
-    "embedding_lookup": (embedding_lookup, ("E",)),
-    "embedding_one_hot": (embedding_one_hot, ("E",)),
-    "softmax_prob": (softmax_prob, _TIED),
-    "skipgram_loss": (skipgram_loss, _TIED),
-    "cbow_pairwise_loss": (cbow_pairwise_loss, _TIED),
-    "cbow_loss": (cbow_loss, _TIED),
-    "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
-    "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _TIED),
-    "cbow_negative_sampling_loss": (cbow_negative_sampling_loss, _TIED),
-    "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
-}
+#: Reference function name -> function.
+FUNCTIONS = {fn.__name__: fn for fn in (
+    embedding_lookup, embedding_one_hot, softmax_prob, skipgram_loss, cbow_pairwise_loss, cbow_loss,
+    negative_sampling_loss, negative_sampling_lookup_loss, cbow_negative_sampling_loss, glove_cost,
+)}

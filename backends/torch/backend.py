@@ -14,7 +14,7 @@
 
 ``torch`` and ``torch-native`` share the sequence loss (:mod:`.loss`)
 and the embedding ops (:mod:`.embedding`). Gradients come from
-autograd with respect to the arguments of the reference's gradient dict; an
+autograd with respect to the op's differentiated arguments (``op.wrt``); an
 initial state given as ``None`` becomes zeros first, so it gets a gradient
 as in the reference.
 
@@ -35,8 +35,6 @@ import numpy as np
 
 from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported, tree_map
 
-_RECURRENT = ("rnn", "lstm", "gru", "bidirectional", "stacked")
-
 
 class TorchBackend(Backend):
     name = "torch"
@@ -51,10 +49,12 @@ class TorchBackend(Backend):
 
         self.torch = torch
         self.tm = torch_math
-        self._functions = {**loss.FUNCTIONS, **embedding.FUNCTIONS, **self._recurrent_functions()}
+        recurrent = self._recurrent_functions()
+        self._recurrent = set(recurrent)
+        self._functions = {**loss.FUNCTIONS, **embedding.FUNCTIONS, **recurrent}
 
     def _recurrent_functions(self) -> dict:
-        """Reference function name -> (function, differentiated argument names) of the recurrent ops."""
+        """Reference function name -> function, of the recurrent ops."""
         from .cells import Recurrent
 
         return Recurrent().functions()
@@ -94,7 +94,7 @@ class TorchBackend(Backend):
     def _fixups(self, op, inputs, device, dtype):
         """Initial states given as ``None`` become zeros shaped like the final states; 0-d integers Python ints."""
         inputs = dict(inputs)
-        if op.function in _RECURRENT:
+        if op.function in self._recurrent:
             for name, shape in zip(("h0", "c0"), op.output_shapes(inputs)[1:]):
                 if inputs.get(name) is None:
                     inputs[name] = self.to_device(np.zeros(shape), device, dtype)
@@ -104,7 +104,7 @@ class TorchBackend(Backend):
         return inputs
 
     def forward_impl(self, op, device, dtype):
-        fn, _ = self._functions[op.function]
+        fn = self._functions[op.function]
         torch = self.torch
 
         def forward(**inputs):
@@ -115,14 +115,13 @@ class TorchBackend(Backend):
         return forward
 
     def vjp_impl(self, op, device, dtype):
-        fn, wrt = self._functions[op.function]
+        fn = self._functions[op.function]
         torch = self.torch
 
         def vjp(cotangents, **inputs):
             inputs = self._fixups(op, inputs, device, dtype)
-            primals = {
-                k: tree_map(lambda t: t.detach().requires_grad_(), inputs[k]) for k in wrt if inputs.get(k) is not None
-            }
+            present = [k for k in op.wrt if inputs.get(k) is not None]
+            primals = {k: tree_map(lambda t: t.detach().requires_grad_(), inputs[k]) for k in present}
             leaves = []
             tree_map(leaves.append, primals)
             with torch.enable_grad(), self.tm.pinned(device, dtype):
@@ -219,7 +218,7 @@ class TorchCompileBackend(TorchBackend):
             return self.torch.compile(fn, dynamic=True)
 
     def support_reason(self, op, device, dtype):
-        if op.function not in _RECURRENT:
+        if op.function not in self._recurrent:
             return (
                 f"{self.name}: only the recurrent cells are compiled; op {op.name!r} has no time loop and "
                 f"runs eagerly in backend 'torch' (compiling it here would only add compile time)"

@@ -85,14 +85,8 @@ def scan(cell: Cell, step_masked, p, x, state0: tuple, lengths=None, reverse=Fal
     return y, state
 
 
-# Reference function name -> the arguments of its gradient dict (``c0`` only where given, i.e. for LSTMs).
-WRT = {
-    "rnn": ("x", "h0", "params"),
-    "lstm": ("x", "h0", "c0", "params"),
-    "gru": ("x", "h0", "params"),
-    "bidirectional": ("x", "h0", "c0", "params_fwd", "params_bwd"),
-    "stacked": ("x", "h0", "c0", "params"),
-}
+#: The reference's recurrent functions, which :class:`Recurrent` (and the native modules) implement.
+RECURRENT = ("rnn", "lstm", "gru", "bidirectional", "stacked")
 
 
 def state_args(cell: str, h0, c0) -> tuple:
@@ -150,5 +144,5 @@ class Recurrent:
         return (x, *(torch.stack(per_layer) for per_layer in zip(*finals)))
 
     def functions(self) -> dict:
-        """Reference function name -> (function, names of the arguments it is differentiated w.r.t.)."""
-        return {name: (getattr(self, name), wrt) for name, wrt in WRT.items()}
+        """Reference function name -> function."""
+        return {name: getattr(self, name) for name in RECURRENT}

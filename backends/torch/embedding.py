@@ -178,18 +178,8 @@ def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
     return state
 
 
-_MATRICES = ("E_in", "E_out")
-
-# Reference function name -> (function, names of the arguments it is differentiated w.r.t.).
-FUNCTIONS = {
-    "embedding_lookup": (embedding_lookup, ("E",)),
-    "embedding_one_hot": (embedding_one_hot, ("E",)),
-    "softmax_prob": (softmax_prob, _MATRICES),
-    "skipgram_loss": (skipgram_loss, _MATRICES),
-    "cbow_pairwise_loss": (cbow_pairwise_loss, _MATRICES),
-    "cbow_loss": (cbow_loss, _MATRICES),
-    "negative_sampling_loss": (negative_sampling_loss, ("e_i", "e_o", "e_neg")),
-    "negative_sampling_lookup_loss": (negative_sampling_lookup_loss, _MATRICES),
-    "cbow_negative_sampling_loss": (cbow_negative_sampling_loss, _MATRICES),
-    "glove_cost": (glove_cost, ("theta", "e", "b", "b_prime")),
-}
+#: Reference function name -> function.
+FUNCTIONS = {fn.__name__: fn for fn in (
+    embedding_lookup, embedding_one_hot, softmax_prob, skipgram_loss, cbow_pairwise_loss, cbow_loss,
+    negative_sampling_loss, negative_sampling_lookup_loss, cbow_negative_sampling_loss, glove_cost,
+)}

@@ -22,4 +22,4 @@ def sequence_loss(logits, targets, lengths=None):
     return -picked.sum()
 
 
-FUNCTIONS = {"sequence_loss": (sequence_loss, ("logits",))}
+FUNCTIONS = {"sequence_loss": sequence_loss}

@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .cells import WRT, reverse_within_lengths, state_args
+from .cells import RECURRENT, reverse_within_lengths, state_args
 from .packing import pack_layers
 
 _MODULES = {"rnn": lambda **kw: nn.RNN(nonlinearity="tanh", **kw), "lstm": nn.LSTM, "gru": nn.GRU}
@@ -83,8 +83,8 @@ class Native:
         return self.run(cell, x, [[p] for p in params], state_args(cell, h0, c0), lengths, reverse)
 
     def functions(self) -> dict:
-        """Reference function name -> (function, names of the arguments it is differentiated w.r.t.)."""
-        return {name: (getattr(self, name), wrt) for name, wrt in WRT.items()}
+        """Reference function name -> function."""
+        return {name: getattr(self, name) for name in RECURRENT}
 
 
 def _reset_after_only(cell, variant):
