@@ -172,11 +172,7 @@ template <typename T, int CELL> void persistent_forward(int grid, const Persiste
         return seqbench::PersistentSmem<T, seqbench::CELL>::bytes(B, H, U);                                      \
     }
 
-#define SB_HOST_PERSISTENT_ALL(T, S)                         \
-    SB_HOST_PERSISTENT(rnn, RNN, T, S)                       \
-    SB_HOST_PERSISTENT(lstm, LSTM, T, S)                     \
-    SB_HOST_PERSISTENT(gru_notes, GRU_NOTES, T, S)           \
-    SB_HOST_PERSISTENT(gru_reset_after, GRU_RESET_AFTER, T, S)
+#define SB_HOST_PERSISTENT_ALL(T, S) SB_FOR_PERSISTENT_CELLS(SB_HOST_PERSISTENT, T, S)
 
 SB_FOR_TYPES(SB_HOST_PERSISTENT_ALL)
 

@@ -269,6 +269,10 @@ template <typename T, int CELL> __device__ void persistent_forward(const Persist
 
 // ---- exported kernels: persistent_<cell>_forward_<f32|f64> -----------------------------------------
 
+//! X(name, cell, T, S) for every cell with a persistent kernel: the kernels below, and their host build.
+#define SB_FOR_PERSISTENT_CELLS(X, T, S) \
+    X(rnn, RNN, T, S) X(lstm, LSTM, T, S) X(gru_notes, GRU_NOTES, T, S) X(gru_reset_after, GRU_RESET_AFTER, T, S)
+
 #if !defined(SEQBENCH_HOST_BUILD)
 #define SB_PERSISTENT_KERNEL(NAME, CELL, T, S)                                                                   \
     extern "C" __global__ void __launch_bounds__(PERSISTENT_THREADS)                                             \
@@ -279,11 +283,7 @@ template <typename T, int CELL> __device__ void persistent_forward(const Persist
             {xp, W_h, W_hh, b_h, hs, cs, y, saved, rh, lengths, steps, B, H, U});                                \
     }
 
-#define SB_PERSISTENT_KERNELS(T, S)                        \
-    SB_PERSISTENT_KERNEL(rnn, RNN, T, S)                   \
-    SB_PERSISTENT_KERNEL(lstm, LSTM, T, S)                 \
-    SB_PERSISTENT_KERNEL(gru_notes, GRU_NOTES, T, S)       \
-    SB_PERSISTENT_KERNEL(gru_reset_after, GRU_RESET_AFTER, T, S)
+#define SB_PERSISTENT_KERNELS(T, S) SB_FOR_PERSISTENT_CELLS(SB_PERSISTENT_KERNEL, T, S)
 
 SB_FOR_TYPES(SB_PERSISTENT_KERNELS)
 #endif
