@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from seqbench import catalog
-from seqbench.backends.protocol import Backend, TrainingSteps
+from seqbench.backends.protocol import Backend, TrainingSteps, Traits
 from seqbench.reference import training
 
 
 class NumpyBackend(Backend):
     name = "numpy"
+    traits = Traits(implementation="NumPy reference", left_out_of_grids={"gpu": "numpy runs on the CPU only"})
     dtypes_by_device = {"cpu": ("float32", "float64")}
 
     def implemented(self):

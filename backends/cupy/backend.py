@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.backends.protocol import Backend, BackendUnavailable, Support, TrainingSteps
+from seqbench.backends.protocol import Backend, BackendUnavailable, Support, TrainingSteps, Traits
 
 from . import embedding, recurrent
 from .context import Context
@@ -18,6 +18,8 @@ from .toolchain import choose_compiler, nvcc_version
 
 #: The recurrent paths (see :class:`CupyBackend`).
 PATHS = ("auto", "graph", "persistent", "fused")
+#: what asv's fork server imports for the cupy backends
+PREIMPORT = ("cupy",)
 
 
 def _nvidia_driver() -> bool:
@@ -64,6 +66,7 @@ class CupyBackend(Backend):
     """
 
     name = "cupy"
+    traits = Traits(implementation="raw CUDA kernels", preimport=PREIMPORT)
     #: The recurrent path (:data:`PATHS`); ``None``: ``$SEQBENCH_CUPY_RECURRENT_PATH``, else ``auto``.
     path: str | None = None
     #: float16 (half storage, float arithmetic in the kernels, cuBLAS for the GEMMs) where the
@@ -273,6 +276,7 @@ class CupyGraphBackend(CupyBackend):
     """``cupy`` with every recurrent sequence, forward and backward, run step by step from CUDA graphs."""
 
     name = "cupy-graph"
+    traits = Traits(implementation="raw CUDA kernels, CUDA-graph step loop", preimport=PREIMPORT)
     path = "graph"
 
 
@@ -280,4 +284,5 @@ class CupyFusedBackend(CupyBackend):
     """``cupy`` with the step loops run from the host, one launch at a time (the path before graphs)."""
 
     name = "cupy-fused"
+    traits = Traits(implementation="raw CUDA kernels, host step loop", preimport=PREIMPORT)
     path = "fused"

@@ -34,7 +34,12 @@ import os
 
 import numpy as np
 
-from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported
+from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Traits, Unsupported
+
+#: seconds jax takes to compile one op at one shape and dtype, per device kind
+COMPILE_SECONDS = {"cpu": 0.5, "cuda": 2.5}
+#: what asv's fork server imports for the jax backends
+PREIMPORT = ("jax", "jax.numpy")
 
 
 def _functions() -> dict:
@@ -51,6 +56,13 @@ def _is_static(value) -> bool:
 
 class JaxBackend(Backend):
     name = "jax"
+    traits = Traits(
+        implementation="jit + lax.scan",
+        compile_seconds=COMPILE_SECONDS,
+        grid_dtypes={"gpu": (("float32",), "jax compiles in every benchmark process, per shape and dtype (seconds on "
+                                          "a GPU): float32 only, its default GPU precision (TF32 matmuls)")},
+        preimport=PREIMPORT,
+    )
     precision = "default"
     # half precision on the CPU too, so its conformance runs without a GPU
     dtypes_by_device = dict.fromkeys(("cpu", "cuda"), ("float32", "float64", "bfloat16", "float16"))
@@ -232,6 +244,13 @@ class JaxHighestBackend(JaxBackend):
     """
 
     name = "jax-highest"
+    traits = Traits(
+        implementation="jit + lax.scan, matmul precision 'highest'",
+        compile_seconds={"cuda": COMPILE_SECONDS["cuda"]},
+        left_out_of_grids={"gpu": "jax-highest compiles in every benchmark process (seconds on a GPU), too slow for "
+                                  "the gpu grid: use --grid full"},
+        preimport=PREIMPORT,
+    )
     precision = "highest"
 
     def __init__(self):

@@ -33,11 +33,19 @@ import warnings
 
 import numpy as np
 
-from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Unsupported, tree_map
+from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Traits, Unsupported, tree_map
+
+#: what asv's fork server imports for the torch backends that run eagerly
+PREIMPORT = ("torch",)
 
 
 class TorchBackend(Backend):
     name = "torch"
+    traits = Traits(
+        implementation="custom cells, eager",
+        grid_dtypes={"gpu": (("float32",), "torch's cells run a Python loop of small kernels: float32 only")},
+        preimport=PREIMPORT,
+    )
     dtypes_by_device = dict.fromkeys(("cpu", "cuda"), ("float64", "float32", "float16", "bfloat16"))
 
     def __init__(self):
@@ -185,6 +193,18 @@ class TorchCompileBackend(TorchBackend):
     """
 
     name = "torch-compile"
+    traits = Traits(
+        implementation="custom cells, torch.compile",
+        compile_seconds={"cpu": 30.0, "cuda": 30.0},
+        left_out_of_grids={
+            "quick": "torch-compile compiles in every benchmark process (seconds each), too slow for the quick grid: "
+                     "use --grid mid",
+            "gpu": "torch-compile compiles in every benchmark process (seconds each), too slow for the gpu grid: "
+                   "use --grid full",
+        },
+        left_out_of_main_job="compiles each cell for minutes; seqbench check --backend torch-compile checks it",
+        preimport=(*PREIMPORT, "torch._dynamo", "torch._inductor.compile_fx"),
+    )
 
     def __init__(self):
         super().__init__()
@@ -253,6 +273,7 @@ class TorchNativeBackend(TorchBackend):
     """PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) with the notes' parameters packed in."""
 
     name = "torch-native"
+    traits = Traits(implementation="nn.RNN/LSTM/GRU (cuDNN on GPU)", preimport=PREIMPORT)
 
     def _recurrent_functions(self):
         from .native import Native
