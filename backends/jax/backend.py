@@ -1,32 +1,5 @@
-"""The ``jax`` backend: every op as a pure JAX function, ``jax.jit`` + ``lax.scan``, gradients by ``jax.vjp``.
-
-* Functions live in :mod:`.cells` (recurrent ops), :mod:`.loss` (the sequence
-  loss) and :mod:`.embedding` (embedding ops), with the reference's argument names, keyed by the catalog
-  entry's reference function.
-* One jitted function per (reference function, static arguments, matmul
-  precision, forward or vjp), cached on the backend; static arguments are the
-  non-array ones (``cell``, ``variant``, ``None``, sizes such as ``c``) while
-  flags (``reverse``) are traced, so both directions share one program.
-  Repeated calls never retrace; JAX re-specializes only on new shapes/dtypes.
-* Gradients: ``jax.vjp`` of the forward with respect to the op's
-  differentiated arguments (``op.wrt``: ``x``, ``h0``, ``c0``, ``params``, ... ); an
-  initial state given as ``None`` becomes zeros first, so it gets a gradient
-  like in the reference.
-* float64 needs ``jax_enable_x64``, which this backend turns on for the whole
-  process; every float input is cast to the tested dtype on its way to the
-  device, so float32 still computes in float32.
-* Matmul precision is part of the backend: ``jax`` runs JAX's default (full
-  float32 on CPU; on GPU XLA may use TF32 for float32), ``jax-highest``
-  (GPU only) pins ``"highest"``. :meth:`JaxBackend.math_mode` records which.
-* GPU memory is allocated on demand (``XLA_PYTHON_CLIENT_PREALLOCATE=false``
-  unless set), so JAX shares the GPU with the other backends of a run.
-* Compiling is most of the cost of a conformance run on the CPU; JAX's own
-  persistent cache (``JAX_COMPILATION_CACHE_DIR=...``, with
-  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0``) makes a rerun several times faster.
-* Dispatch is asynchronous: each forward/vjp call remembers its outputs per
-  device and :meth:`JaxBackend.synchronize` blocks until they are ready, so
-  ``fn(); backend.synchronize(device)`` times the work, as with other backends.
-"""
+"""The jax backends: ``jax`` (``jax.jit`` + ``lax.scan``, gradients by ``jax.vjp``) and ``jax-highest`` (the
+same, every matmul at precision ``"highest"``)."""
 
 from __future__ import annotations
 
@@ -55,6 +28,36 @@ def _is_static(value) -> bool:
 
 
 class JaxBackend(Backend):
+    """Every op as a pure JAX function, ``jax.jit`` + ``lax.scan``, gradients by ``jax.vjp``.
+
+    * Functions live in :mod:`.cells` (recurrent ops), :mod:`.loss` (the sequence
+      loss) and :mod:`.embedding` (embedding ops), with the reference's argument
+      names, keyed by the catalog entry's reference function.
+    * One jitted function per (reference function, static arguments, matmul
+      precision, forward or vjp), cached on the backend; static arguments are the
+      non-array ones (``cell``, ``variant``, ``None``, sizes such as ``c``) while
+      flags (``reverse``) are traced, so both directions share one program.
+      Repeated calls never retrace; JAX re-specializes only on new shapes/dtypes.
+    * Gradients: ``jax.vjp`` of the forward with respect to the op's
+      differentiated arguments (``op.wrt``: ``x``, ``h0``, ``c0``, ``params``, ... ); an
+      initial state given as ``None`` becomes zeros first, so it gets a gradient
+      like in the reference.
+    * float64 needs ``jax_enable_x64``, which this backend turns on for the whole
+      process; every float input is cast to the tested dtype on its way to the
+      device, so float32 still computes in float32.
+    * Matmul precision is part of the backend: ``jax`` runs JAX's default (full
+      float32 on CPU; on GPU XLA may use TF32 for float32), ``jax-highest``
+      (GPU only) pins ``"highest"``. :meth:`JaxBackend.math_mode` records which.
+    * GPU memory is allocated on demand (``XLA_PYTHON_CLIENT_PREALLOCATE=false``
+      unless set), so JAX shares the GPU with the other backends of a run.
+    * Compiling is most of the cost of a conformance run on the CPU; JAX's own
+      persistent cache (``JAX_COMPILATION_CACHE_DIR=...``, with
+      ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0``) makes a rerun several times faster.
+    * Dispatch is asynchronous: each forward/vjp call remembers its outputs per
+      device and :meth:`JaxBackend.synchronize` blocks until they are ready, so
+      ``fn(); backend.synchronize(device)`` times the work, as with other backends.
+    """
+
     name = "jax"
     traits = Traits(
         implementation="jit + lax.scan",

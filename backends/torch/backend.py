@@ -1,30 +1,5 @@
-"""The torch backends: the notes' cells eagerly, the same under ``torch.compile``, and PyTorch's native RNNs.
-
-* ``torch``: the cells of :mod:`.cells`, one line per equation, run
-  eagerly in a Python time loop after one GEMM for the input-side products
-  of all steps (ragged batches by masking inside the loop, ``reverse`` by
-  reversing within lengths).
-* ``torch-compile``: the same cells; each masked cell step is one
-  ``torch.compile``'d function (``dynamic=True``: one graph per cell, dtype,
-  device and grad mode whatever the shape, which keeps compile time, and CI,
-  small). Only the recurrent ops: the others have no time loop to compile.
-* ``torch-native``: ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) through
-  :mod:`.native`; ``nn.GRU`` computes the GRU variant ``reset_after``
-  only, so the notes' GRU is unsupported there, with that reason.
-
-``torch`` and ``torch-native`` share the sequence loss (:mod:`.loss`)
-and the embedding ops (:mod:`.embedding`). Gradients come from
-autograd with respect to the op's differentiated arguments (``op.wrt``); an
-initial state given as ``None`` becomes zeros first, so it gets a gradient
-as in the reference.
-
-Dtypes: float64, float32, float16 and bfloat16 on every device (half
-precision on the CPU too, so its conformance runs without a GPU).
-Devices: ``cpu``, and on a GPU ``cuda`` (float32 pinned to IEEE) and
-``cuda:tf32`` (TF32 on for matmuls and cuDNN RNNs, float32 only); see
-:mod:`.math`. Every call runs in its device's math mode, which
-:meth:`TorchBackend.math_mode` records.
-"""
+"""The torch backends: ``torch`` (the notes' cells, eager), ``torch-compile`` (each cell step under
+``torch.compile``) and ``torch-native`` (PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU``)."""
 
 from __future__ import annotations
 
@@ -35,11 +10,25 @@ import numpy as np
 
 from seqbench.backends.protocol import Backend, BackendUnavailable, TrainingSteps, Traits, Unsupported, tree_map
 
-#: what asv's fork server imports for the torch backends that run eagerly
+#: what asv's fork server imports for every torch backend (torch-compile adds its compiler)
 PREIMPORT = ("torch",)
 
 
 class TorchBackend(Backend):
+    """The cells of :mod:`.cells`, one line per equation, run eagerly in a Python time loop after one GEMM for
+    the input-side products of all steps (ragged batches by masking inside the loop, ``reverse`` by reversing
+    within lengths).
+
+    ``torch-native`` runs the same sequence loss (:mod:`.loss`) and embedding ops (:mod:`.embedding`).
+    Gradients come from autograd with respect to the op's differentiated arguments (``op.wrt``); an initial
+    state given as ``None`` becomes zeros first, so it gets a gradient as in the reference.
+
+    Dtypes: float64, float32, float16 and bfloat16 on every device (half precision on the CPU too, so its
+    conformance runs without a GPU). Devices: ``cpu``, and on a GPU ``cuda`` (float32 pinned to IEEE) and
+    ``cuda:tf32`` (TF32 on for matmuls and cuDNN RNNs, float32 only); see :mod:`.math`. Every call runs in
+    its device's math mode, which :meth:`math_mode` records.
+    """
+
     name = "torch"
     traits = Traits(
         implementation="custom cells, eager",
@@ -181,7 +170,8 @@ def _as_tuple(out):
 
 
 class TorchCompileBackend(TorchBackend):
-    """``torch`` with each masked cell step compiled by ``torch.compile`` (``dynamic=True``).
+    """``torch`` with each masked cell step compiled by ``torch.compile`` (``dynamic=True``: one graph per cell,
+    dtype, device and grad mode whatever the shape, which keeps compile time, and CI, small).
 
     The time loop stays in Python (compiling an unrolled loop of ``T`` steps
     would take minutes per shape); the step, the cell's matmuls and gates and
@@ -270,7 +260,9 @@ class TorchCompileBackend(TorchBackend):
 
 
 class TorchNativeBackend(TorchBackend):
-    """PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) with the notes' parameters packed in."""
+    """PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (cuDNN on GPU) with the notes' parameters packed in
+    (:mod:`.native`). ``nn.GRU`` computes the GRU variant ``reset_after`` only, so the notes' GRU is unsupported
+    here, with that reason."""
 
     name = "torch-native"
     traits = Traits(implementation="nn.RNN/LSTM/GRU (cuDNN on GPU)", preimport=PREIMPORT)
