@@ -22,8 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench import catalog
+from seqbench.catalog.axes import SHAPE_KEYS
 
-from . import load, peaks, plots, select, training
+from . import conformance_rows, load, peaks, plots, select, training
+from .benchmark_rows import throughput_unit
 
 
 def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> Path:
@@ -86,9 +88,9 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
     blocks.append(("h2", "Backends dropped, and why"))
     blocks.append(("wide", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
     if len(checks):
-        outliers = load.accuracy_outliers(checks)
+        outliers = conformance_rows.accuracy_outliers(checks)
         blocks += [("h2", "Accuracy outliers"), ("p", (
-            f"Conforming backends whose error is more than {load.FAR_WORSE:g}x the most accurate conforming "
+            f"Conforming backends whose error is more than {conformance_rows.FAR_WORSE:g}x the most accurate conforming "
             "backend's, in the same dtype and math mode (x faithful: the l2 errors of every output and gradient "
             "leaf, pooled, over a faithful same-precision implementation's).")),
             ("table", outliers_table(outliers)) if len(outliers) else ("p", "None.")]
@@ -188,14 +190,14 @@ def _range(values: pd.Series) -> str:
 
 
 def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
-    keys = [k for k in load.SHAPE_KEYS if k in recs]
+    keys = [k for k in SHAPE_KEYS if k in recs]
     return pd.DataFrame({
         "machine": recs["machine"], "device": recs["device"], "op": recs["op"], "variant": recs["variant"],
         "dtype": recs["dtype"], "pass": recs["kind"],
         "shape": [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in recs.iterrows()],
         "fastest conforming": recs["winner"].fillna("none conforms"),
         "time": recs["time_s"].map(fmt_time),
-        "throughput": [f"{fmt_si(v)} {load.throughput_unit(op)}" if v == v else "—"
+        "throughput": [f"{fmt_si(v)} {throughput_unit(op)}" if v == v else "—"
                        for v, op in zip(recs["throughput"], recs["op"])],
         "GFLOP/s": recs["gflops"].map(lambda v: fmt(v, "{:.3g}")),
         "roofline": [peaks.describe(f, src) for f, src in zip(recs["roofline_fraction"], recs["peak_source"])],

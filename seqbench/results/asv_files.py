@@ -1,22 +1,163 @@
-"""Merging asv result folders: the shards of one sweep, run apart, into one results folder.
+"""asv's result files: read into flat rows, and merged point by point.
 
-asv files results per machine (``<machine>/<commit>-<env>.json``) and stores a
-parametrized benchmark as one row whose columns (``result``, ``stats_*``, ...)
-hold a value per point of the parameter product; a point that did not run is
-``NaN`` (``null``). Two shards of one machine and commit measured different
-points of the same benchmark, so their files are merged point by point: a
-point measured in the incoming file replaces the one in place, every other
-point is kept. Different machines are different folders and need no merging,
-as ``asv publish`` and ``seqbench report`` expect.
+A results folder holds ``benchmarks.json`` (each benchmark's ``param_names``
+and type) and one folder per machine: ``<machine>/machine.json`` beside
+``<commit>-<env>.json`` files (API version 2). A results file stores a
+benchmark as one row whose columns are named by ``result_columns``: ``params``
+(one list of values per axis, each value a Python ``repr``), and per point of
+the axes' product (``itertools.product`` order) a value in ``result``,
+``stats_*`` and ``samples``; ``version``, ``started_at``, ``duration`` and
+``profile`` are one per benchmark. A point that did not run is ``NaN`` or
+``null``, a per-point column with nothing in it is ``null``, and trailing
+empty columns are left out.
+
+:func:`read` gives one flat row per (file, benchmark, point). :func:`merge_folder`
+merges result folders (the shards of one sweep, run apart) into one, point by
+point: no merge loses a measured point. Different machines are different
+folders and need no merging, as ``asv publish`` and ``seqbench report`` expect.
 """
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import math
 from pathlib import Path
 
 from seqbench.results.records import locked, write_atomic
+
+#: columns of a benchmark row with one value per parameter point (besides every ``stats_*``)
+PER_POINT = ("result", "samples")
+#: benchmark types by the method's prefix, as asv names them
+TYPES = (("time_", "time"), ("peakmem_", "peakmemory"), ("mem_", "memory"), ("track_", "track"))
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, list[dict]]:
+    """The asv results under ``dirs`` (paths): ``(machines, points)``.
+
+    ``machines``: machine name -> its ``machine.json``. ``points``: one dict per (results file, benchmark,
+    parameter point) with ``machine``, ``commit``, ``date``, ``env``, ``benchmark`` (split into ``suite`` and
+    ``method``), ``type``, ``params`` (name -> value) and the point's ``result`` (``NaN`` when not measured), its
+    ``stats_*`` and ``samples`` where the file has them. Parameters a benchmark list does not name are named
+    ``unlisted_names`` when there are as many, else ``param0``, ``param1``, ... A file that cannot be read is left
+    out with the reason appended to ``skipped``.
+    """
+    skipped = [] if skipped is None else skipped
+    machines, points = {}, []
+    for folder in sorted({p.parent for d in dirs for p in Path(d).rglob("machine.json")}):
+        try:
+            info = json.loads((folder / "machine.json").read_text())
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as error:
+            skipped.append((folder / "machine.json", f"not an asv machine file ({error}): its folder is left out"))
+            continue
+        machines[info.get("machine", folder.name)] = info
+        points += machine_points(folder, skipped, unlisted_names)
+    return machines, points
+
+
+def machine_points(folder: Path, skipped: list, unlisted_names=()) -> list[dict]:
+    """The points (:func:`read`) of every results file of one machine's folder."""
+    try:
+        listed = benchmark_list(folder.parent)
+    except (OSError, ValueError) as error:
+        skipped.append((folder.parent / "benchmarks.json", f"not asv's benchmark list ({error}): "
+                                                           "parameter names guessed"))
+        listed = {}
+    points = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name in ("machine.json", "benchmarks.json"):
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            skipped.append((path, f"not JSON ({error}): a truncated or foreign file"))
+            continue
+        if not isinstance(data, dict) or "result_columns" not in data:
+            skipped.append((path, "not an asv results file of API version 2 (no result_columns)"))
+            continue
+        file = {"machine": data.get("params", {}).get("machine", folder.name), "commit": data.get("commit_hash"),
+                "date": data.get("date"), "env": data.get("env_name")}
+        for name, row in benchmark_rows(data).items():
+            axes = row.get("params") or []
+            names = listed.get(name, {}).get("param_names") or (
+                list(unlisted_names) if len(unlisted_names) == len(axes) else [f"param{i}" for i in range(len(axes))])
+            suite, _, method = name.rpartition(".")
+            results = [] if row.get("result") is None else point_values(row, "result")  # null: nothing ran
+            more = {c: point_values(row, c) for c in row if is_per_point(c) and c != "result"}
+            for i, (combo, result) in enumerate(zip(itertools.product(*axes), results)):
+                points.append({
+                    **file, "benchmark": name, "suite": suite or name, "method": method,
+                    "type": listed.get(name, {}).get("type") or type_of(method),
+                    "params": {n: _literal(v) for n, v in zip(names, combo)},
+                    "result": _number(result), **{c: values[i] for c, values in more.items()},
+                })
+    return points
+
+
+def benchmark_list(root: Path) -> dict:
+    """``benchmarks.json`` of a results folder: benchmark name -> its description (empty when there is none)."""
+    path = Path(root) / "benchmarks.json"
+    if not path.is_file():
+        return {}
+    return {name: meta for name, meta in json.loads(path.read_text()).items() if isinstance(meta, dict)}
+
+
+def benchmark_rows(data: dict) -> dict[str, dict]:
+    """The benchmarks of a results file: name -> its row as a dict by column (left-out columns absent)."""
+    return {name: dict(zip(data["result_columns"], row)) for name, row in data.get("results", {}).items()}
+
+
+def is_per_point(column: str) -> bool:
+    return column in PER_POINT or column.startswith("stats_")
+
+
+def point_values(row: dict, column: str) -> list:
+    """The values of a per-point column, one per point of the row's parameter product (``None`` where empty)."""
+    count = math.prod(len(axis) for axis in row.get("params") or [])
+    values = row.get(column)
+    if values is None:
+        return [None] * count
+    return values if isinstance(values, list) else [values]  # (an unparametrized benchmark's bare value)
+
+
+def type_of(method: str) -> str:
+    """A benchmark's type from its method name (``time_forward`` is a ``time``)."""
+    return next((kind for prefix, kind in TYPES if method.startswith(prefix)), "track")
+
+
+def latest(points: list[dict]) -> dict[tuple, dict]:
+    """The newest point (by its commit's date) of each ``(machine, suite, method, parameter point)``."""
+    newest = {}
+    for p in sorted(points, key=lambda p: p["date"] or 0):
+        newest[(p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))] = p
+    return newest
+
+
+def measured(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _literal(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _number(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+# --- merging --------------------------------------------------------------------------------------------------
 
 #: columns of a benchmark row that are one number per benchmark, not one per parameter point
 _SCALAR = ("params", "version", "started_at", "duration")
@@ -68,8 +209,8 @@ def merge_results(present: dict, incoming: dict) -> dict:
 def _merge_row(old: dict, new: dict, columns: list) -> list:
     points = new.get("result") if isinstance(new.get("result"), list) else None
     if points is None:  # an unparametrized benchmark: one value, the incoming one if measured
-        return [new.get(c) if _measured(new.get("result")) else old.get(c) for c in columns]
-    taken = [_measured(v) for v in points]
+        return [new.get(c) if measured(new.get("result")) else old.get(c) for c in columns]
+    taken = [measured(v) for v in points]
     row = {}
     for column in columns:
         a, b = old.get(column), new.get(column)
@@ -86,7 +227,3 @@ def _merge_row(old: dict, new: dict, columns: list) -> list:
         row.pop(columns[-1])
         columns = columns[:-1]
     return [row[c] for c in columns]
-
-
-def _measured(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))

@@ -16,6 +16,7 @@ from seqbench import catalog, cli
 from seqbench.fleet import engine as cluster, sweeps as cluster_sweeps, shards
 from seqbench.backends import registry
 from seqbench.results import records as results
+from seqbench.results import asv_files
 from seqbench.results.asv_files import merge_folder, merge_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,14 +161,11 @@ def _finished(command: subprocess.Popen) -> str:
 
 
 def _measured(folder: Path) -> dict:
-    from seqbench.reports import load
-
     points = {}
-    for machine in folder.glob("*/machine.json"):
-        for p in load.asv_points(machine.parent):
-            key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items())))
-            assert key not in points  # nothing duplicated
-            points[key] = p["value"]
+    for p in asv_files.read([folder])[1]:
+        key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items())))
+        assert key not in points  # nothing duplicated
+        points[key] = p["result"]
     return {k: v for k, v in points.items() if not math.isnan(v)}
 
 
@@ -262,7 +260,7 @@ def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplic
 
 def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, monkeypatch):
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
-    from seqbench.reports import load
+    from seqbench.reports import conformance_rows, load
 
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.parent.mkdir()
@@ -273,7 +271,7 @@ def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, mon
     bench.ensure_machine("gpubox")
     record = json.loads((tmp_path / ".asv-machine.json").read_text())["gpubox"]
     assert record["gpu"] == "2 x NVIDIA H100 80GB HBM3" and record["cpu"]
-    empty = load.summarize_conformance(load.load_conformance([]))  # no conformance rows: the record names it
+    empty = conformance_rows.summarize_conformance(conformance_rows.load_conformance([]))  # no conformance rows: the record names it
     assert load._device_name(empty, {"gpubox": record}, "gpubox", "cuda:tf32") == "2 x NVIDIA H100 80GB HBM3"
     assert load._device_name(empty, {"gpubox": record}, "gpubox", "cpu") == record["cpu"]
 
