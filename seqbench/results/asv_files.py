@@ -82,7 +82,7 @@ def machine_points(folder: Path, skipped: list, unlisted_names=()) -> list[dict]
             continue
         file = {"machine": data.get("params", {}).get("machine", folder.name), "commit": data.get("commit_hash"),
                 "date": data.get("date"), "env": data.get("env_name")}
-        for name, row in benchmark_rows(data).items():
+        for name, row in rows(data).items():
             axes = row.get("params") or []
             names = listed.get(name, {}).get("param_names") or (
                 list(unlisted_names) if len(unlisted_names) == len(axes) else [f"param{i}" for i in range(len(axes))])
@@ -107,7 +107,7 @@ def benchmark_list(root: Path) -> dict:
     return {name: meta for name, meta in json.loads(path.read_text()).items() if isinstance(meta, dict)}
 
 
-def benchmark_rows(data: dict) -> dict[str, dict]:
+def rows(data: dict) -> dict[str, dict]:
     """The benchmarks of a results file: name -> its row as a dict by column (left-out columns absent)."""
     return {name: dict(zip(data["result_columns"], row)) for name, row in data.get("results", {}).items()}
 
@@ -159,27 +159,23 @@ def _number(value):
 
 # --- merging --------------------------------------------------------------------------------------------------
 
-#: columns of a benchmark row that are one number per benchmark, not one per parameter point
-_SCALAR = ("params", "version", "started_at", "duration")
-
-
 def merge_folder(dest: Path, files: dict[str, str]) -> list[str]:
     """Merge ``files`` (path relative to a results folder -> text, as a shard returns them) into ``dest``;
     returns the paths written. ``benchmarks.json`` is merged by name, ``machine.json`` replaced, result files
     merged point by point; the folder is locked for the whole merge."""
     dest = Path(dest)
-    written = []
+    merged = {}
     with locked(dest / "benchmarks.json"):
-        for name, text in sorted(files.items()):
-            target = dest / name
-            incoming = json.loads(text)
+        for name, text in sorted(files.items()):  # all merged before any is written: a refusal changes nothing
+            target, incoming = dest / name, json.loads(text)
             if target.exists() and Path(name).name != "machine.json":
                 present = json.loads(target.read_text())
                 incoming = (merge_benchmarks(present, incoming) if Path(name).name == "benchmarks.json"
                             else merge_results(present, incoming))
-            write_atomic(target, json.dumps(incoming, indent=1) + "\n")
-            written.append(name)
-    return written
+            merged[name] = incoming
+        for name, data in merged.items():
+            write_atomic(dest / name, json.dumps(data, indent=1) + "\n")
+    return list(merged)
 
 
 def merge_benchmarks(present: dict, incoming: dict) -> dict:
@@ -188,42 +184,61 @@ def merge_benchmarks(present: dict, incoming: dict) -> dict:
 
 
 def merge_results(present: dict, incoming: dict) -> dict:
-    """One asv results file (API version 2) from two: per benchmark and parameter point, the incoming
-    measurement where it has one, else the present one."""
+    """One asv results file (API version 2) from two; a benchmark in both is merged by :func:`merge_row`."""
     if present.get("result_columns") != incoming.get("result_columns"):
         raise ValueError("asv result files with different result_columns cannot be merged: "
                          f"{present.get('result_columns')} and {incoming.get('result_columns')}")
     columns = incoming["result_columns"]
     merged = {**present, **incoming, "results": dict(present.get("results", {}))}
     merged["durations"] = {**present.get("durations", {}), **incoming.get("durations", {})}
-    for name, row in incoming.get("results", {}).items():
-        old = present.get("results", {}).get(name)
-        new = dict(zip(columns, row))
-        if old is None or dict(zip(columns, old)).get("params") != new.get("params"):
-            merged["results"][name] = row  # new, or its parameter axes changed: the incoming one stands
-            continue
-        merged["results"][name] = _merge_row(dict(zip(columns, old)), new, columns)
+    before = rows(present)
+    for name, row in rows(incoming).items():
+        if name in before:
+            row = merge_row(before[name], row, name)
+        merged["results"][name] = _stored(row, columns)
     return merged
 
 
-def _merge_row(old: dict, new: dict, columns: list) -> list:
-    points = new.get("result") if isinstance(new.get("result"), list) else None
-    if points is None:  # an unparametrized benchmark: one value, the incoming one if measured
-        return [new.get(c) if measured(new.get("result")) else old.get(c) for c in columns]
-    taken = [measured(v) for v in points]
+def merge_row(old: dict, new: dict, name: str = "") -> dict:
+    """One benchmark's row (a dict by column) from two, losing no measured point.
+
+    Each parameter axis is the union of both (the present values, then the new ones), and every per-point
+    column is re-indexed into the union's product: a point takes the incoming measurement where it has one,
+    else the present point, else the incoming (unmeasured) one; a point in neither is null. The benchmark's
+    duration is the sum of both, its start the later one; other columns are the incoming ones where set.
+    """
+    axes = [old.get("params") or [], new.get("params") or []]
+    if len(axes[0]) != len(axes[1]):
+        raise ValueError(f"benchmark {name} has {len(axes[0])} parameter axes in one file and {len(axes[1])} in "
+                         "the other: its points cannot be merged")
+    union = [a + [v for v in b if v not in a] for a, b in zip(*axes)]
+    index = [{combo: i for i, combo in enumerate(itertools.product(*a))} for a in axes]
+    incoming_results = point_values(new, "result")
+    sources = []  # per point of the union: (0 present / 1 incoming, its index there), or None
+    for combo in itertools.product(*union):
+        i, j = index[0].get(combo), index[1].get(combo)
+        sources.append((1, j) if j is not None and measured(incoming_results[j]) else
+                       (0, i) if i is not None else (1, j) if j is not None else None)
     row = {}
-    for column in columns:
-        a, b = old.get(column), new.get(column)
-        if column in _SCALAR:
-            row[column] = (max(a or 0, b or 0) if column == "started_at" else
-                           (a or 0) + (b or 0) if column == "duration" else b)
-        elif isinstance(a, list) or isinstance(b, list):
-            a = a if isinstance(a, list) else [None] * len(points)
-            b = b if isinstance(b, list) else [None] * len(points)
-            row[column] = [y if t else x for x, y, t in zip(a, b, taken)]
+    for column in dict.fromkeys([*old, *new]):
+        if is_per_point(column):
+            values = (point_values(old, column), point_values(new, column))
+            points = [values[s[0]][s[1]] if s else None for s in sources]
+            row[column] = None if all(v is None for v in points) else points  # asv's empty column
+        elif column == "params":
+            row[column] = union
+        elif column == "started_at":
+            row[column] = max(old.get(column) or 0, new.get(column) or 0)
+        elif column == "duration":
+            row[column] = (old.get(column) or 0) + (new.get(column) or 0)
         else:
-            row[column] = b if b is not None else a
-    while columns and row.get(columns[-1]) is None and len(row) > 1:  # asv leaves trailing empty columns out
-        row.pop(columns[-1])
-        columns = columns[:-1]
-    return [row[c] for c in columns]
+            row[column] = new[column] if new.get(column) is not None else old.get(column)
+    return row
+
+
+def _stored(row: dict, columns: list) -> list:
+    """A benchmark's row as asv stores it: values in ``columns`` order, trailing empty columns left out."""
+    values = [row.get(c) for c in columns]
+    while values and values[-1] is None:
+        values.pop()
+    return values

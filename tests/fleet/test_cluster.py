@@ -1,4 +1,4 @@
-"""Sweeps over a Ray cluster (``--cluster``): the shard plan, merging asv files, and real sweeps on a local Ray
+"""Sweeps over a Ray cluster (``--cluster``): the shard plan and real sweeps on a local Ray
 instance with CPU workers: the same rows as without the cluster, and a worker that dies is run again once."""
 
 import json
@@ -17,7 +17,6 @@ from seqbench.fleet import engine as cluster, sweeps as cluster_sweeps, shards
 from seqbench.backends import registry
 from seqbench.results import records as results
 from seqbench.results import asv_files
-from seqbench.results.asv_files import merge_folder, merge_results
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_RAY = "Ray is not installed (pip install 'seqbench[cluster]')"
@@ -80,44 +79,6 @@ def test_a_shard_runs_exactly_its_units():
                    shards.Unit("bench", "rnn", "jax", ("cpu",), "float64")]
     assert shards.Shard(0, False, bench_units).bench_points() == {"rnn": [("numpy", "cpu", "float32"),
                                                                           ("jax", "cpu", "float64")]}
-
-
-# --- merging asv result files ---------------------------------------------------------------------------------
-
-COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a"]
-NAN = float("nan")
-
-
-def _file(values, stats=None, duration=1.0):
-    row = [values, [["'a'", "'b'"], ["1", "2"]], "v1", 100, duration] + ([stats] if stats else [])
-    return {"commit_hash": "c", "env_name": "e", "result_columns": COLUMNS, "results": {"s.m.time_x": row},
-            "durations": {}, "version": 2}
-
-
-def test_shards_of_one_benchmark_merge_point_by_point():
-    merged = merge_results(_file([1.0, NAN, NAN, 4.0], [0.9, None, None, 3.9]),
-                           _file([NAN, 2.0, 3.0, NAN], [None, 1.9, 2.9, None], duration=2.0))
-    row = dict(zip(COLUMNS, merged["results"]["s.m.time_x"]))
-    assert row["result"] == [1.0, 2.0, 3.0, 4.0] and row["stats_ci_99_a"] == [0.9, 1.9, 2.9, 3.9]
-    assert row["duration"] == 3.0
-    remeasured = merge_results(_file([1.0, 2.0, 3.0, 4.0]), _file([NAN, 5.0, NAN, NAN]))
-    assert remeasured["results"]["s.m.time_x"][0] == [1.0, 5.0, 3.0, 4.0]  # the newer measurement wins
-    other = _file([1.0])
-    other["results"]["s.m.time_x"][1] = [["'a'"]]  # other parameter axes: the incoming row stands
-    assert merge_results(_file([1.0, 2.0, 3.0, 4.0]), other)["results"]["s.m.time_x"][0] == [1.0]
-    with pytest.raises(ValueError, match="result_columns"):
-        merge_results(_file([1.0]), {**_file([1.0]), "result_columns": ["result"]})
-
-
-def test_a_results_folder_takes_shards_in_any_order(tmp_path):
-    halves = [_file([1.0, NAN, 3.0, NAN]), _file([NAN, 2.0, NAN, 4.0])]
-    for order, folder in (((0, 1), tmp_path / "a"), ((1, 0), tmp_path / "b")):
-        for k in order:
-            merge_folder(folder, {"m/c-e.json": json.dumps(halves[k]), "m/machine.json": '{"machine": "m"}',
-                                  "benchmarks.json": json.dumps({f"s.m.x{k}": {}})})
-        data = json.loads((folder / "m" / "c-e.json").read_text())
-        assert data["results"]["s.m.time_x"][0] == [1.0, 2.0, 3.0, 4.0]
-        assert set(json.loads((folder / "benchmarks.json").read_text())) == {"s.m.x0", "s.m.x1"}
 
 
 # --- the command line refuses what cannot be -----------------------------------------------------------------
