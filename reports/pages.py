@@ -14,6 +14,7 @@ import pandas as pd
 
 
 def markdown(blocks) -> str:
+    """The report as Markdown, its figures linked from ``plots/``."""
     out = []
     for block in blocks:
         kind = block[0]
@@ -79,6 +80,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 
 def html_page(blocks) -> str:
+    """The report as one HTML page that needs nothing else (figures embedded, the sorting script inline)."""
     esc = html.escape
     body = []
     for block in blocks:
