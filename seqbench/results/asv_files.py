@@ -12,9 +12,11 @@ the axes' product (``itertools.product`` order) a value in ``result``,
 empty columns are left out.
 
 :func:`read` gives one flat row per (file, benchmark, point). :func:`merge_folder`
-merges result folders (the shards of one sweep, run apart) into one, point by
-point: no merge loses a measured point. Different machines are different
-folders and need no merging, as ``asv publish`` and ``seqbench report`` expect.
+merges results folders into one (the shards of a sweep, run apart; sweeps of
+other backends or grids at the same commit) point by point, over the union of
+each benchmark's parameter values: no merge loses a measured point. Different
+machines are different folders and need no merging, as ``asv publish`` and
+``seqbench report`` expect.
 """
 
 from __future__ import annotations
