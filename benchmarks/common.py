@@ -91,11 +91,7 @@ import numpy as np
 from seqbench import catalog, selection
 from seqbench.backends import registry
 from seqbench.backends.protocol import BackendUnavailable
-
-#: catalog shape key -> asv parameter name, in the order the parameters come
-AXES = {"T": "seq_len", "H": "hidden", "V": "vocab", "d": "dim", "B": "batch", "N": "words"}
-#: shape keys that are flags, dropped from the benchmark shape
-FLAGS = ("ragged", "reverse", "tied")
+from seqbench.catalog.axes import bench_shape, shape_axes
 
 DEVICES = selection.NAMED
 DTYPES = ("float32", "float64")
@@ -206,25 +202,6 @@ def area(op: catalog.Op) -> str | None:
     if op.family == "recurrent":
         return "composite" if op.function in ("bidirectional", "stacked") else "recurrent"
     return None
-
-
-def base_shape(op: catalog.Op) -> dict:
-    """The op's last catalog shape without flags: sizes not on an axis come from it."""
-    plain = [s for s in op.shapes if not any(s.get(flag) for flag in FLAGS)] or list(op.shapes)
-    return {k: v for k, v in plain[-1].items() if k not in FLAGS}
-
-
-def shape_axes(op: catalog.Op) -> list[tuple[str, str]]:
-    """``(shape key, parameter name)`` of the op's sizes that are benchmark axes, in :data:`AXES` order."""
-    return [(key, name) for key, name in AXES.items() if key in base_shape(op)]
-
-
-def bench_shape(op: catalog.Op, sizes: dict) -> dict:
-    """The shape benchmarked for axis values ``sizes`` (shape key -> value); ``I`` follows ``H``."""
-    shape = {**base_shape(op), **sizes}
-    if "I" in shape and "H" in sizes:
-        shape["I"] = sizes["H"]
-    return shape
 
 
 def itemsize(dtype: str) -> int:

@@ -1,8 +1,11 @@
 """seqbench.reports — backend selection reports from asv and conformance results.
 
-* :mod:`.load`: results directories -> one tidy pandas table (:data:`.load.COLUMNS`);
+* :mod:`.load`: results directories -> one tidy pandas table (:data:`.load.COLUMNS`), joining
+  :mod:`.benchmark_rows` (asv results, read by :mod:`seqbench.results.asv_files`) and
+  :mod:`.conformance_rows`, with :mod:`.peaks` (rooflines) and :mod:`.training` (the embedding trainers);
 * :mod:`.select`: per workload, the fastest conforming backend, the runner-up, what was dropped and why;
-* :mod:`.plots`, :mod:`.render`: the Markdown and single-file HTML report;
+* :mod:`.render`: the report's sections, with :mod:`.tables` and :mod:`.plots`, written by :mod:`.pages` as
+  Markdown and a single-file HTML page;
 * :mod:`.cli`: ``seqbench report`` and ``seqbench select``;
 * :mod:`.browser`: load a page in headless Chromium (console errors, images, screenshot).
 

@@ -108,7 +108,7 @@ def select_command(args) -> int:
 
 
 def _unit(op: str) -> str:
-    from .load import throughput_unit
+    from .benchmark_rows import throughput_unit
 
     return throughput_unit(op)
 

@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from seqbench import catalog
-
-from .load import SHAPE_KEYS
+from seqbench.catalog.axes import SHAPE_KEYS
 
 #: What identifies a workload in the tidy table (the shape keys follow).
 WORKLOAD = ["machine", "device", "op", "dtype", "kind"]

@@ -13,6 +13,8 @@ import math
 
 import pandas as pd
 
+from seqbench.results import asv_files
+
 SUITE = "bench_training."
 METRICS = ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "wordsim_pairs", "analogy")
 #: fewest WordSim-353 pairs in the vocabulary for a quality claim to be decided (each half of the rare/frequent split
@@ -24,20 +26,18 @@ KEYS = ["machine", "model", "trainer", "device", "fraction"]
 def table(points: list[dict]) -> pd.DataFrame:
     """One row per training run: :data:`KEYS`, the metrics, ``vs_gensim`` (words/s over gensim's) and
     ``peak_memory`` (bytes, the whole corpus); empty when no trainer was benchmarked."""
-    latest: dict = {}
-    for p in sorted((p for p in points if p["suite"].startswith(SUITE)), key=lambda p: p["date"] or 0):
-        latest[(p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))] = p
     runs: dict = {}
     memory: dict = {}
-    for (machine, suite, method, _), p in latest.items():
-        if p["value"] is None or p["value"] != p["value"]:
+    ours = [p for p in points if p["suite"].startswith(SUITE)]
+    for (machine, _, method, _), p in asv_files.latest(ours).items():
+        if not asv_files.measured(p["result"]):
             continue
         params = p["params"]
         if method == "peakmem_train":
-            memory[(machine, params["model"], params["trainer"], params["device"])] = p["value"]
+            memory[(machine, params["model"], params["trainer"], params["device"])] = p["result"]
         elif method.startswith("track_"):
             key = (machine, params["model"], params["trainer"], params["device"], float(params["fraction"]))
-            runs.setdefault(key, {})[method.removeprefix("track_")] = p["value"]
+            runs.setdefault(key, {})[method.removeprefix("track_")] = p["result"]
     if not runs:
         return pd.DataFrame(columns=[*KEYS, *METRICS, "vs_gensim", "peak_memory"])
     frame = pd.DataFrame([{**dict(zip(KEYS, key)), **metrics} for key, metrics in runs.items()])

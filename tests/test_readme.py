@@ -56,10 +56,10 @@ def test_the_readme_tolerance_table_is_what_the_model_allows():
 
 def conformance_table(pattern: str = "cpu-*.jsonl") -> str:
     """The README's conformance table of a machine, from its committed results."""
-    from seqbench.reports import load, render
+    from seqbench.reports import conformance_rows, pages, tables
 
-    frame = load.load_conformance(sorted((ROOT / "results" / "conformance").glob(pattern)))
-    return render.markdown_table(render.conformance_summary(frame)).strip()
+    frame = conformance_rows.load_conformance(sorted((ROOT / "results" / "conformance").glob(pattern)))
+    return pages.markdown_table(tables.conformance_summary(frame)).strip()
 
 
 def _section_table(readme: str, marker: str) -> str:
@@ -126,12 +126,12 @@ def test_the_readme_python_examples_run_as_written(capsys):
 
 def training_tables() -> tuple[str, str]:
     """The README's trainer and claims tables, from the committed CPU results of bench_training."""
-    from seqbench.reports import load, render, training
+    from seqbench.reports import load, pages, training
 
     runs = load.load(ROOT / "results").training
     runs = runs[runs.machine.str.startswith("cpu-")].reset_index(drop=True)
-    return (render.markdown_table(training.display(runs).drop(columns="machine")).strip(),
-            render.markdown_table(training.claims(runs)).strip())
+    return (pages.markdown_table(training.display(runs).drop(columns="machine")).strip(),
+            pages.markdown_table(training.claims(runs)).strip())
 
 
 def test_the_readme_training_tables_are_the_committed_results():

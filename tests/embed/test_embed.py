@@ -236,7 +236,7 @@ def _points(machine="m", **runs):
         model, trainer, fraction = key.split("-")
         for metric, value in metrics.items():
             points.append({"machine": machine, "suite": "bench_training.train", "method": f"track_{metric}",
-                           "date": 1, "value": value, "params": {"model": model, "trainer": trainer,
+                           "date": 1, "result": value, "params": {"model": model, "trainer": trainer,
                                                                  "device": "cpu", "fraction": float(fraction)}})
     return points
 

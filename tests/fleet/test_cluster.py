@@ -1,4 +1,4 @@
-"""Sweeps over a Ray cluster (``--cluster``): the shard plan, merging asv files, and real sweeps on a local Ray
+"""Sweeps over a Ray cluster (``--cluster``): the shard plan and real sweeps on a local Ray
 instance with CPU workers: the same rows as without the cluster, and a worker that dies is run again once."""
 
 import json
@@ -16,7 +16,7 @@ from seqbench import catalog, cli
 from seqbench.fleet import engine as cluster, sweeps as cluster_sweeps, shards
 from seqbench.backends import registry
 from seqbench.results import records as results
-from seqbench.results.asv_files import merge_folder, merge_results
+from seqbench.results import asv_files
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_RAY = "Ray is not installed (pip install 'seqbench[cluster]')"
@@ -81,44 +81,6 @@ def test_a_shard_runs_exactly_its_units():
                                                                           ("jax", "cpu", "float64")]}
 
 
-# --- merging asv result files ---------------------------------------------------------------------------------
-
-COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a"]
-NAN = float("nan")
-
-
-def _file(values, stats=None, duration=1.0):
-    row = [values, [["'a'", "'b'"], ["1", "2"]], "v1", 100, duration] + ([stats] if stats else [])
-    return {"commit_hash": "c", "env_name": "e", "result_columns": COLUMNS, "results": {"s.m.time_x": row},
-            "durations": {}, "version": 2}
-
-
-def test_shards_of_one_benchmark_merge_point_by_point():
-    merged = merge_results(_file([1.0, NAN, NAN, 4.0], [0.9, None, None, 3.9]),
-                           _file([NAN, 2.0, 3.0, NAN], [None, 1.9, 2.9, None], duration=2.0))
-    row = dict(zip(COLUMNS, merged["results"]["s.m.time_x"]))
-    assert row["result"] == [1.0, 2.0, 3.0, 4.0] and row["stats_ci_99_a"] == [0.9, 1.9, 2.9, 3.9]
-    assert row["duration"] == 3.0
-    remeasured = merge_results(_file([1.0, 2.0, 3.0, 4.0]), _file([NAN, 5.0, NAN, NAN]))
-    assert remeasured["results"]["s.m.time_x"][0] == [1.0, 5.0, 3.0, 4.0]  # the newer measurement wins
-    other = _file([1.0])
-    other["results"]["s.m.time_x"][1] = [["'a'"]]  # other parameter axes: the incoming row stands
-    assert merge_results(_file([1.0, 2.0, 3.0, 4.0]), other)["results"]["s.m.time_x"][0] == [1.0]
-    with pytest.raises(ValueError, match="result_columns"):
-        merge_results(_file([1.0]), {**_file([1.0]), "result_columns": ["result"]})
-
-
-def test_a_results_folder_takes_shards_in_any_order(tmp_path):
-    halves = [_file([1.0, NAN, 3.0, NAN]), _file([NAN, 2.0, NAN, 4.0])]
-    for order, folder in (((0, 1), tmp_path / "a"), ((1, 0), tmp_path / "b")):
-        for k in order:
-            merge_folder(folder, {"m/c-e.json": json.dumps(halves[k]), "m/machine.json": '{"machine": "m"}',
-                                  "benchmarks.json": json.dumps({f"s.m.x{k}": {}})})
-        data = json.loads((folder / "m" / "c-e.json").read_text())
-        assert data["results"]["s.m.time_x"][0] == [1.0, 2.0, 3.0, 4.0]
-        assert set(json.loads((folder / "benchmarks.json").read_text())) == {"s.m.x0", "s.m.x1"}
-
-
 # --- the command line refuses what cannot be -----------------------------------------------------------------
 
 
@@ -160,14 +122,11 @@ def _finished(command: subprocess.Popen) -> str:
 
 
 def _measured(folder: Path) -> dict:
-    from seqbench.reports import load
-
     points = {}
-    for machine in folder.glob("*/machine.json"):
-        for p in load.asv_points(machine.parent):
-            key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items())))
-            assert key not in points  # nothing duplicated
-            points[key] = p["value"]
+    for p in asv_files.read([folder])[1]:
+        key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items())))
+        assert key not in points  # nothing duplicated
+        points[key] = p["result"]
     return {k: v for k, v in points.items() if not math.isnan(v)}
 
 
@@ -262,7 +221,7 @@ def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplic
 
 def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, monkeypatch):
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
-    from seqbench.reports import load
+    from seqbench.reports import conformance_rows, load
 
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.parent.mkdir()
@@ -273,7 +232,7 @@ def test_the_machine_record_names_the_gpus_and_the_report_reads_it(tmp_path, mon
     asv.ensure_machine("gpubox")
     record = json.loads((tmp_path / ".asv-machine.json").read_text())["gpubox"]
     assert record["gpu"] == "2 x NVIDIA H100 80GB HBM3" and record["cpu"]
-    empty = load.summarize_conformance(load.load_conformance([]))  # no conformance rows: the record names it
+    empty = conformance_rows.summarize_conformance(conformance_rows.load_conformance([]))  # no conformance rows: the record names it
     assert load._device_name(empty, {"gpubox": record}, "gpubox", "cuda:tf32") == "2 x NVIDIA H100 80GB HBM3"
     assert load._device_name(empty, {"gpubox": record}, "gpubox", "cpu") == record["cpu"]
 

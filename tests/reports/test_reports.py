@@ -19,7 +19,9 @@ pytest.importorskip("matplotlib")
 import pandas as pd  # noqa: E402
 
 import synthetic  # noqa: E402
-from seqbench.reports import cli, load, peaks, render, select  # noqa: E402
+from seqbench.catalog.axes import shape_key  # noqa: E402
+from seqbench.reports import benchmark_rows, cli, load, peaks, render, select  # noqa: E402
+from seqbench.reports.conformance_rows import accuracy_outliers, devkey  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +72,7 @@ def test_one_tidy_schema_for_every_machine(table):
     assert len(table) == (4 + 2) * 2 * 12
     row = table[(table["machine"] == "gpubox") & (table["backend"] == "torch") & (table["op"] == "lstm")
                 & (table["T"] == 256) & (table["H"] == 128) & (table["B"] == 32)].iloc[0]
-    assert row["device_name"] == "NVIDIA H100 80GB HBM3" and row["implementation"] == "custom cells, eager"
+    assert row["device_name"] == "NVIDIA H100 80GB HBM3" and row["implementation"] == load.implementation("torch")
     assert row["variant"] == "notes" and row["math_mode"] == "ieee" and row["kind"] == "forward"
     assert row["time_s"] == pytest.approx(synthetic.time_s("gpubox", "torch", "lstm", 256, 128, 32))
     assert row["throughput"] == pytest.approx(256 * 32 / row["time_s"])
@@ -155,7 +157,7 @@ def test_select_command_text(results_dir, capsys):
     assert code == 0
     # T=512 is as far from 256 as from 1024 in log2: the larger shape is taken; jax has no time there
     assert "note: not measured at T=512, H=256, B=32; answered from the nearest measured shape T=1024" in out
-    assert "fastest conforming: torch (custom cells, eager)" in out
+    assert f"fastest conforming: torch ({load.implementation('torch')})" in out
     assert "dropped cupy: fails conformance" in out and "dropped jax: no time at this shape" in out
     assert "dropped torch-compile: no conformance results" in out
 
@@ -231,10 +233,10 @@ def test_accuracy_outliers_compare_within_dtype_and_math_mode(table):
         {"machine": "m", "devkey": "cuda", "dtype": "float32", "math_mode": mode, "op": "lstm", "backend": b,
          "conformance_passed": True, "ratio": r}
         for b, mode, r in (("a", "ieee", 1.1), ("b", "ieee", 3.0), ("c", "ieee", 3.6), ("d", "tf32", 3.6))])
-    flagged = load.accuracy_outliers(checks)
+    flagged = accuracy_outliers(checks)
     assert list(flagged["backend"]) == ["c"] and flagged["best"].iloc[0] == "a"  # d is alone in its math mode
     checks.loc[checks["backend"] == "c", "conformance_passed"] = False
-    assert load.accuracy_outliers(checks).empty  # a failing backend is dropped, not flagged
+    assert accuracy_outliers(checks).empty  # a failing backend is dropped, not flagged
 
 
 def test_report_from_conformance_only(results_dir, tmp_path):
@@ -288,8 +290,8 @@ def test_the_shape_of_a_benchmark_row_is_the_shape_the_suite_benchmarked():
         params, names = common.params_of(op, "quick")
         keys = [key for key, _ in common.shape_axes(op)]
         for combo in product(*params[3:]):
-            row = {load.PARAM_ALIASES.get(n, n): v for n, v in zip(names[3:], combo)}
-            assert load._shape(op, row) == common.bench_shape(op, dict(zip(keys, combo))), op.name
+            row = {shape_key(n): v for n, v in zip(names[3:], combo)}
+            assert benchmark_rows.shape_of(op, row) == common.bench_shape(op, dict(zip(keys, combo))), op.name
 
 
 def test_a_tf32_benchmark_is_judged_by_its_tf32_checks_not_by_ieee_float32s():
@@ -299,4 +301,4 @@ def test_a_tf32_benchmark_is_judged_by_its_tf32_checks_not_by_ieee_float32s():
     native = table[(table["machine"] == "nvidia-h200") & (table["backend"] == "torch-native")]
     by_device = native.groupby("device")["conformance_passed"].agg(set).to_dict()
     assert by_device == {"cuda": {False}, "cuda:tf32": {True}}, by_device
-    assert [load._devkey(d) for d in ("cpu", "cuda", "cuda:1", "cuda:tf32")] == ["cpu", "cuda", "cuda", "cuda:tf32"]
+    assert [devkey(d) for d in ("cpu", "cuda", "cuda:1", "cuda:tf32")] == ["cpu", "cuda", "cuda", "cuda:tf32"]

@@ -1,0 +1,115 @@
+"""asv points -> benchmark rows: one dict per (machine, benchmark, parameter point, kind of pass) with its metrics.
+
+The points come from :func:`seqbench.results.asv_files.read`; their parameters
+are read under the catalog's shape keys (``seq_len`` is ``T``:
+:mod:`seqbench.catalog.axes`), and each row's op and catalog shape are what the
+benchmark ran, so the report can apply the op's FLOP and byte models.
+"""
+
+from __future__ import annotations
+
+import re
+
+from seqbench import catalog
+from seqbench.catalog import axes
+from seqbench.results import asv_files
+
+#: FLOPs of a pass relative to the catalog's forward model. A backward pass is
+#: taken as twice the forward (the usual estimate: two matmuls per forward one).
+PASS_FLOPS = {"forward": 1.0, "vjp": 2.0, "backward": 2.0, "forward_backward": 3.0, "train": 3.0}
+ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+#: the benchmark that measures a device's matmul rate (benchmarks/bench_peak.py): the roofline's peak
+PEAK_BENCHMARK = "bench_peak."
+
+
+def unlisted_names() -> tuple:
+    """The parameter names of a results folder without ``benchmarks.json``: the recurrent suites'."""
+    return ("backend", "device", "dtype", *(name for _, name in axes.shape_axes(catalog.get("rnn"))))
+
+
+def with_shape_keys(points: list[dict]) -> list[dict]:
+    """``points`` with their parameters named by catalog shape keys where they are sizes (``seq_len`` -> ``T``)."""
+    return [{**p, "params": {axes.shape_key(n): v for n, v in p["params"].items()}} for p in points]
+
+
+def _metric(point, kinds) -> tuple[str, str | None]:
+    """``(metric column, kind of pass or None for every kind)`` of one asv point."""
+    method, kind = point["method"], point["type"]
+    if kind == "time":
+        return "time_s", method.removeprefix("time_") or "forward"
+    if kind == "peakmemory":
+        return "peak_host_memory", method.removeprefix("peakmem_") or None
+    metric = method.removeprefix("track_")
+    for k in sorted(kinds, key=len, reverse=True):
+        if metric.endswith("_" + k):
+            metric, kind_of = metric[: -len(k) - 1], k
+            break
+    else:  # a track without a pass in its name measures the forward pass (benchmarks/common.py)
+        kind_of = "forward" if "forward" in kinds else None
+    if "memory" in metric:
+        return "peak_device_memory", kind_of
+    return "track_" + metric, kind_of
+
+
+def measurements(points: list[dict]) -> list[dict]:
+    """asv points pivoted to one dict per (machine, suite, parameter point, kind of pass), latest commit first."""
+    groups: dict = {}
+    for (machine, suite, _, params), p in asv_files.latest(points).items():
+        groups.setdefault((machine, suite, params), []).append(p)
+    rows = []
+    for (machine, suite, params), group in groups.items():
+        kinds = sorted({p["method"].removeprefix("time_") for p in group if p["type"] == "time"})
+        by_kind = {k: {} for k in kinds or [""]}
+        for p in group:
+            metric, kind = _metric(p, kinds)
+            for k in (list(by_kind) if kind is None else [kind]):
+                by_kind.setdefault(k, {})[metric] = p["result"]
+        newest = max(group, key=lambda p: p["date"] or 0)
+        for kind, metrics in by_kind.items():
+            rows.append({"machine": machine, "benchmark": suite, "kind": kind, "commit": newest["commit"],
+                         "date": newest["date"], **dict(params), **metrics})
+    return rows
+
+
+def ran(rows: list[dict]) -> list[dict]:
+    """Rows of the (machine, benchmark, backend, device, dtype, kind) that measured something at all.
+
+    A suite's grid is the same on every machine, so a backend or device that is
+    not there (no GPU, framework not installed) leaves only NaN: that is not
+    a workload, while a NaN beside real measurements is a skipped shape.
+    """
+    def key(row):
+        return tuple(str(row.get(k)) for k in ("machine", "benchmark", "op", "backend", "device", "dtype", "kind"))
+
+    measured = {key(r) for r in rows if any(_is_metric(k) and v == v for k, v in r.items())}
+    return [r for r in rows if key(r) in measured]
+
+
+def _is_metric(column: str) -> bool:
+    return column in ("time_s", "peak_host_memory", "peak_device_memory") or column.startswith("track_")
+
+
+def op_of(row: dict) -> str:
+    """The catalog op a benchmark measures: its ``op`` parameter, else its class name (``GRUResetAfter``)."""
+    if isinstance(row.get("op"), str):
+        return row["op"]
+    cls = row["benchmark"].split(".")[-1]
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls).lower()
+    name = re.sub(r"^(time|bench|benchmark)_|_(time|bench|benchmark|suite)$", "", name)
+    squashed = {op.replace("_", ""): op for op in catalog.ops()}
+    return squashed.get(name.replace("_", ""), name)
+
+
+
+def shape_of(entry, row: dict) -> dict | None:
+    """The catalog shape a benchmark row ran (None for an op not in the catalog)."""
+    if entry is None:
+        return None
+    return axes.bench_shape(entry, {k: row[k] for k in axes.base_shape(entry) if row.get(k) is not None})
+
+
+def throughput_unit(op: str) -> str:
+    """The unit of an op's throughput, as the asv suite names it: tokens/s (T·B time steps) for the recurrent
+    ops, words/s for the embedding ops."""
+    entry = catalog.ops().get(op)
+    return "words/s" if entry is not None and entry.family == "embedding" else "tokens/s"
