@@ -1,6 +1,7 @@
 """The README's quick start is what CI runs, and its tables are what the code and the committed results say."""
 
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -28,29 +29,20 @@ def _table_at(text: str) -> str:
     return "\n".join(lines)
 
 
-def tolerance_table() -> str:
-    """What the tolerance model allows at the recurrent conformance shape (regenerate the README's from this)."""
-    from seqbench.precision import calibration
-    from seqbench import catalog
-
-    def pair(row, kind, what):
-        return f"{row[f'{kind} l2 {what}']:.2g} / {row[f'{kind} max {what}']:.2g}"
-
-    lines = ["| precision | outputs: faithful l2 / max | outputs: budget l2 / max | outputs: cap "
-             "| gradients: faithful l2 / max | gradients: budget l2 / max | gradients: cap |",
-             "|---|---|---|---|---|---|---|"]
-    for row in calibration.summary(catalog.get("lstm"), {"T": 32, "B": 8, "I": 16, "H": 32}):
-        lines.append(f"| {row['precision']} | {pair(row, 'forward', 'faithful')} | {pair(row, 'forward', 'budget')} "
-                     f"| {row['forward cap']:.2g} | {pair(row, 'vjp', 'faithful')} | {pair(row, 'vjp', 'budget')} "
-                     f"| {row['vjp cap']:.2g} |")
-    return "\n".join(lines)
+#: the committed figures the README's tolerance table shows (``python -m seqbench.precision.allowance`` writes it)
+TOLERANCE_RESULTS = Path("results") / "tolerance" / "cpu-2core-x86_64.json"
 
 
-def test_the_readme_tolerance_table_is_what_the_model_allows():
+def test_the_readme_tolerance_table_is_the_committed_one():
+    """Rendered from the committed file, digit for digit; ``tests/precision/test_allowance.py`` checks that
+    this host's figures agree with the file's."""
+    from seqbench.precision import allowance
+
     readme = (ROOT / "README.md").read_text()
-    marker = "budget is under its cap):\n"
-    expected = tolerance_table()
-    assert _table_at(readme.split(marker, 1)[1].lstrip("\n")) == expected, (
+    section = readme.split("### The tolerance model", 1)[1].split("\n## ", 1)[0]
+    expected = allowance.render(json.loads((ROOT / TOLERANCE_RESULTS).read_text()))
+    assert f"`{TOLERANCE_RESULTS.as_posix()}`" in section, "the README names the file its tolerance table shows"
+    assert _table_at(section.split("budget is under its cap:\n", 1)[1].lstrip("\n")) == expected, (
         "the README's tolerance table is out of date; replace it with:\n" + expected)
 
 

@@ -31,7 +31,7 @@ run is calibrated and measured as the arithmetic it is.
 
 How the constants were chosen (measured on every CPU backend, every op and
 conformance shape, float64/float32/float16/bfloat16; the README has the
-table of what they allow, kept true by ``tests/test_readme.py``):
+table of what they allow, from :mod:`seqbench.precision.allowance`):
 
 * ``MULTIPLE["l2"] = 2``: FlashAttention's multiple, for large leaves.
   Correct backends need at most 1.34 (torch-native, float32) once the floor
