@@ -99,7 +99,8 @@ def add_command(sub) -> None:
     e = sub.add_parser("embed", help="train word vectors (skip-gram, CBOW, GloVe) on a backend and measure them",
                        description=__doc__.split("\n\n")[0].removeprefix("``seqbench embed``: ").capitalize())
     e.add_argument("--model", choices=trainers.MODELS, default="skipgram")
-    e.add_argument("--backend", default="numpy", help="the backend whose update step trains (default: %(default)s)")
+    e.add_argument("--backend", required=True,
+                   help="the backend whose update step trains (seqbench list: those with trainer steps)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--dtype", default="float32")
     e.add_argument("--corpus", default="head500.noblanks.cor",

@@ -40,7 +40,7 @@ def compute() -> dict:
         "machine": records.machine_name(),
         "cpu": records.cpu_name(),
         "blas": _blas(),
-        "numpy": np.__version__,
+        "numpy_version": np.__version__,
         "date": datetime.date.today().isoformat(),
         "op": OP,
         "shape": SHAPE,
