@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from seqbench.jobs import asv
-from seqbench import catalog, cli
+from seqbench import catalog, cli, reports
 from seqbench.fleet import engine as cluster, sweeps as cluster_sweeps, shards
 from seqbench.backends import registry
 from seqbench.results import records as results
@@ -277,6 +277,7 @@ def test_the_main_job_on_a_cluster_checks_then_benchmarks_every_device_the_worke
     monkeypatch.setattr(cluster, "run_shards", run_shards)
     monkeypatch.setattr(cluster_sweeps, "plan", plan)
     monkeypatch.setattr(run, "recommendations", lambda results: ["Fastest conforming backend: (fake)"])
+    monkeypatch.setattr(reports, "write_report", lambda folders, out: Path(out) / "report.html")
     monkeypatch.chdir(ROOT)
     assert cli.main(["run", "--cluster", "ray://head:10001", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out

@@ -279,11 +279,11 @@ def test_the_shape_of_a_benchmark_row_is_the_shape_the_suite_benchmarked():
     sizes off the axes included (CBOW's context width M)."""
     from itertools import product
 
-    from seqbench.jobs import bench
     from seqbench import catalog
+    from seqbench.jobs import asv
 
-    config = bench.find_config(str(Path(__file__).resolve().parents[2] / "asv.conf.json"))
-    common = bench.suite_common(config, bench._load_config(config))
+    config = asv.find_config(str(Path(__file__).resolve().parents[2] / "asv.conf.json"))
+    common = asv.suite_common(config, asv.load_config(config))
     for op in catalog.ops().values():
         if common.area(op) is None:
             continue
