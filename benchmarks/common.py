@@ -80,6 +80,7 @@ stacked RNNs have ``L = 2`` layers; sequences are full length, not ragged).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -176,8 +177,14 @@ def grid_dtypes(grid: str, backend: str) -> tuple:
 def backends(grid: str | None = None) -> tuple:
     """The backend axis: every installed backend (available here or not, so the axis does not change with which
     frameworks import), less those ``grid`` leaves out by their traits."""
-    grid = grid or grid_name()
-    return tuple(b for b in registry.installed() if grid not in registry.traits(b).left_out_of_grids)
+    return _axis(grid or grid_name(), tuple(registry.installed()))
+
+
+@functools.lru_cache(maxsize=None)
+def _axis(grid: str, installed: tuple) -> tuple:
+    """:func:`backends` for one set of installed backends: their traits are read once, not once per op (every
+    benchmark process builds every op's class)."""
+    return tuple(b for b in installed if grid not in registry.traits(b).left_out_of_grids)
 
 
 def area(op: catalog.Op) -> str | None:

@@ -95,8 +95,9 @@ def select(common, grid: str, sel: Selection):
             if sel.backends:
                 raise BenchError(f"backend {name!r} cannot run here: {error}") from None
             notes.append(f"{name}: unavailable ({error})")
+    installed = registry.installed()
     for be in chosen:
-        if be.name not in registry.installed():
+        if be.name not in installed:
             raise BenchError(f"backend {be.name!r} is registered in this process only: asv's benchmark processes "
                              "find backends through the 'seqbench.backends' entry-point group; declare it there")
 
