@@ -101,7 +101,7 @@ GRIDS = {
     },
     "mid": {
         "dtypes": DTYPES,
-        "recurrent": {"seq_len": (32, 256), "hidden": (64, 256), "batch": (1, 8), "vocab": (1000, 10000)},
+        "recurrent": {"seq_len": (32, 64, 256), "hidden": (64, 128, 256), "batch": (1, 8), "vocab": (1000, 10000)},
         "embedding": {"vocab": (1000, 10000), "dim": (64, 256), "batch": (256, 4096), "words": (1000, 10000)},
     },
     "gpu": {

@@ -165,7 +165,7 @@ def command(run_config: Path, grid: str, patterns: list[str], commit: str | None
     """The ``asv run`` command line of one run of the sweep."""
     launch = launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
     line = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
-            f"--launch-method={launch}"]
+            f"--launch-method={launch}", "--record-samples"]
     if grid == "quick":
         line.append("--quick")
     if machine_name:
