@@ -118,7 +118,10 @@ class Traits:
     * ``left_out_of_grids``: grid name -> why that grid's backend axis leaves it out;
     * ``left_out_of_main_job``: why ``seqbench run`` leaves it out unless asked for by name ("" = it runs);
     * ``preimport``: modules worth importing once in asv's fork server (its framework), so every benchmark
-      process starts with them.
+      process starts with them;
+    * ``family``: the name of the kernel family the backend is one path of (one set of kernels run three ways:
+      reports show a family as one row naming the path taken, and a runner-up from another family); ""
+      = a family of its own.
     """
 
     implementation: str = ""
@@ -127,6 +130,7 @@ class Traits:
     left_out_of_grids: dict = field(default_factory=dict)
     left_out_of_main_job: str = ""
     preimport: tuple = ()
+    family: str = ""
 
 
 class Backend:

@@ -54,8 +54,10 @@ def _metric(point, kinds) -> tuple[str, str | None]:
 def measurements(points: list[dict]) -> list[dict]:
     """asv points pivoted to one dict per (machine, suite, parameter point, kind of pass), latest commit first."""
     groups: dict = {}
-    for (machine, suite, _, params), p in asv_files.latest(points).items():
+    newest = asv_files.latest(points)
+    for (machine, suite, _, params), p in newest.items():
         groups.setdefault((machine, suite, params), []).append(p)
+    also = elsewhere(points, newest)
     rows = []
     for (machine, suite, params), group in groups.items():
         kinds = sorted({p["method"].removeprefix("time_") for p in group if p["type"] == "time"})
@@ -64,11 +66,27 @@ def measurements(points: list[dict]) -> list[dict]:
             metric, kind = _metric(p, kinds)
             for k in (list(by_kind) if kind is None else [kind]):
                 by_kind.setdefault(k, {})[metric] = p["result"]
-        newest = max(group, key=lambda p: p["date"] or 0)
+        latest = max(group, key=lambda p: p["date"] or 0)
         for kind, metrics in by_kind.items():
-            rows.append({"machine": machine, "benchmark": suite, "kind": kind, "commit": newest["commit"],
-                         "date": newest["date"], **dict(params), **metrics})
+            rows.append({"machine": machine, "benchmark": suite, "kind": kind, "commit": latest["commit"],
+                         "date": latest["date"], "source": latest.get("source"),
+                         "also": also.get((machine, suite, f"time_{kind}", params), []),
+                         **dict(params), **metrics})
     return rows
+
+
+def elsewhere(points: list[dict], newest: dict) -> dict:
+    """Per (machine, suite, method, parameter point) of a time: the same point measured in other results
+    folders than the newest one's (``source``, ``commit``, ``date``, ``time_s``), for answers to show."""
+    found: dict = {}
+    for p in points:
+        key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))
+        chosen = newest.get(key)
+        if p["type"] == "time" and chosen is not None and p.get("source") != chosen.get("source") \
+                and asv_files.measured(p["result"]):
+            found.setdefault(key, []).append({"source": p.get("source"), "commit": p["commit"], "date": p["date"],
+                                              "time_s": p["result"]})
+    return found
 
 
 def ran(rows: list[dict]) -> list[dict]:

@@ -143,6 +143,12 @@ def accuracy_outliers(checks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def conforms(row) -> bool | None:
+    """A tidy row's conformance verdict: True, False, or None when it was never checked."""
+    passed = row.get("conformance_passed")
+    return None if passed is None or passed != passed else bool(passed)
+
+
 def devkey(device) -> str:
     """What joins benchmarks to conformance rows: the device kind (``cuda:1`` is ``cuda``), keeping a math
     mode (``cuda:tf32`` is judged by its own TF32 rows, not by IEEE float32's)."""

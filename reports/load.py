@@ -11,7 +11,8 @@ Inputs, found under any number of results directories (several machines merge):
 :data:`COLUMNS` is the tidy schema of :attr:`Results.benchmarks`: one row per
 (machine, benchmark, kind of pass, parameter point), with conformance
 joined in by (machine, backend, device, dtype, op), each backend's
-implementation label (its declared traits) and the device's roofline.
+implementation label and kernel family (its declared traits: the family is
+the backend's own name unless it declares one) and the device's roofline.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK
 from .conformance_rows import devkey, load_conformance, load_unchecked, summarize_conformance
 
 COLUMNS = [
-    "machine", "device", "device_name", "backend", "implementation", "op", "variant", "kind", "dtype",
+    "machine", "device", "device_name", "backend", "family", "implementation", "op", "variant", "kind", "dtype",
     "math_mode", *SHAPE_KEYS, "time_s", "throughput", "gflops", "roofline_fraction", "peak_gflops",
     "peak_source", "peak_memory", "peak_memory_source", "conformance_passed", "max_err_eps", "ratio",
     "conformance_reason", "versions", "commit", "date", "benchmark",
@@ -102,6 +103,7 @@ def _enrich(row: dict, checks: pd.DataFrame, machines: dict, peaks_measured: dic
     backend, dtype, device = row.get("backend"), row.get("dtype"), str(row.get("device", "cpu"))
     row["device"] = device
     row["implementation"] = row.get("implementation") or labels[backend]
+    row["family"] = (registry.traits(backend).family if isinstance(backend, str) else "") or backend
     row["variant"] = entry.variant if entry else None
     check = _check(checks, row["machine"], backend, device, dtype, row["op"])
     row["conformance_passed"] = check.get("conformance_passed")  # None: never checked

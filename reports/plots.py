@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from seqbench import catalog, reference  # noqa: E402
 
-from .select import rank, shape_keys  # noqa: E402
+from .select import fastest, shape_keys  # noqa: E402
 
 MAX_OPS = 6  # panels per figure
 LABELS = {"T": "sequence length T", "H": "hidden size H", "B": "batch B"}
@@ -148,12 +148,13 @@ def win_map(table: pd.DataFrame) -> list:
             rows, fixed = _slice(group[group["op"] == op], ["T", "B"])
             Ts, Bs = sorted(rows["T"].unique()), sorted(rows["B"].unique())
             for (i, t), (j, b) in ((a, c) for a in enumerate(Ts) for c in enumerate(Bs)):
-                candidates, _ = rank(rows[(rows["T"] == t) & (rows["B"] == b)])
+                here = rows[(rows["T"] == t) & (rows["B"] == b)]
+                answer = fastest(here) if len(here) else None
                 colour, text = (0.9, 0.9, 0.9, 1), "none\nconforms"
-                if candidates:
-                    colour, text = palette[candidates[0].backend], candidates[0].backend
-                    if len(candidates) > 1:
-                        text += f"\n×{candidates[1].time_s / candidates[0].time_s:.3g}"
+                if answer and answer.winner:
+                    colour, text = palette[answer.winner.backend], answer.winner.backend
+                    if answer.runner_up:
+                        text += f"\n×{answer.speedup:.3g}" + (" tie" if answer.verdict == "tie" else "")
                 ax.add_patch(plt.Rectangle((i - 0.5, j - 0.5), 1, 1, color=colour, alpha=0.55))
                 ax.text(i, j, text, ha="center", va="center", fontsize=7)
             ax.set(xlim=(-0.5, len(Ts) - 0.5), ylim=(-0.5, len(Bs) - 0.5), xticks=range(len(Ts)),

@@ -24,7 +24,7 @@ from . import conformance_rows, load, plots, select, tables, training
 from .pages import html_page, markdown
 
 
-def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> Path:
+def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rule=None) -> Path:
     """Load every result under ``results_dirs``, write ``report.md``, ``report.html``, ``plots/`` and
     ``benchmarks.csv`` into ``out_dir``; return the HTML page's path."""
     dirs = [Path(d) for d in ([results_dirs] if isinstance(results_dirs, (str, Path)) else results_dirs)]
@@ -45,7 +45,7 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> 
         figures.append((name, title, buffer.getvalue()))
     dashboard = Path(dashboard) if dashboard else (results.dashboards[0] if results.dashboards else None)
     link = os.path.relpath(Path(dashboard).resolve(), out.resolve()) if dashboard else None
-    blocks = report_blocks(results, figures, link, dirs)
+    blocks = report_blocks(results, figures, link, dirs, rule or select.Rule())
     (out / "report.md").write_text(markdown(blocks))
     page = out / "report.html"
     page.write_text(html_page(blocks))
@@ -55,9 +55,9 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None) -> 
 
 # --- content ---------------------------------------------------------------------------------
 
-def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
+def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
     table, checks = results.benchmarks, results.checks
-    recs = select.recommendations(table)
+    recs = select.recommendations(table, rule)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks = [
         ("h1", "seqbench: backend selection report"),

@@ -1,12 +1,29 @@
-"""Backend selection: per workload, the fastest backend among those that conform.
+"""Backend selection: per workload, the fastest backend among those that qualify, and how sure that is.
 
-A workload is (machine, device, op, dtype, kind of pass, shape). Backends
-are ranked by measured time at that shape; one that fails conformance, was
-never checked for this (op, device, dtype), or has no time at the shape is
-dropped, with the reason. A requested shape that was not measured is
-answered from the nearest measured shape (distance in log2 of each size),
-and the answer says so; times at the requested size are then estimated by
-scaling with the op's FLOP model (which keeps the ranking).
+A workload is (machine, device, op, dtype, kind of pass, shape). At a
+measured shape the answer is the measurement; at another shape each
+backend's time is interpolated between its measured neighbours
+(:mod:`.estimate`), and outside the measured range nothing is named unless
+``extrapolate`` is asked. Then:
+
+* **qualifies** — by default a backend qualifies if it conforms (the strict
+  verdict of the conformance suite); with ``Rule(max_error_eps=N)`` any
+  backend whose worst error on that op, device and dtype is at most ``N`` eps
+  of the dtype qualifies. A backend that does not is *dropped* but kept in
+  the answer with its time, its error and the rule it failed;
+* **families** — the paths of one kernel family (``Traits.family``) are one
+  entry, named by the path that was fastest; the runner-up is the fastest
+  other family;
+* **math modes** — the device asked for (``cuda`` is IEEE float32) ranks; the
+  device's other modes (``cuda:tf32``) are listed beside it with their times
+  and errors;
+* **noise** — the winner *wins* only if it is significantly faster than the
+  runner-up by asv's test on the kept samples (:mod:`.noise`); otherwise the
+  answer is a *tie* that names both, or *untested* where single samples
+  cannot be tested; estimated times are not tested;
+* **plausibility** — rows :mod:`.plausibility` flags are kept out, with the reason.
+
+Every candidate names its evidence: results folder, machine, commit and date.
 """
 
 from __future__ import annotations
@@ -17,33 +34,72 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from seqbench import catalog
+from seqbench.backends import registry
 from seqbench.catalog.axes import SHAPE_KEYS
 
-#: What identifies a workload in the tidy table (the shape keys follow).
-WORKLOAD = ["machine", "device", "op", "dtype", "kind"]
-CANDIDATE_COLUMNS = ["backend", "implementation", "variant", "math_mode", "time_s", "throughput", "gflops",
-                     "roofline_fraction", "peak_source", "peak_memory", "max_err_eps", "ratio"]
+from . import estimate, noise
+from .answers import dropped_reason, other_mode
+from .conformance_rows import conforms
+from .benchmark_rows import PASS_FLOPS
+
+#: What identifies a workload in the tidy table (the shape keys follow); ``device`` is the device kind, its
+#: math modes ranked side by side.
+WORKLOAD = ["machine", "device_kind", "op", "dtype", "kind"]
+#: asv's statistics of a time, kept with a candidate to test it against another
+NOISE = ("samples", "ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What accuracy qualifies a backend: the strict conformance verdict, or a worst error of at most
+    ``max_error_eps`` eps of the dtype."""
+
+    max_error_eps: float | None = None
+
+    def judge(self, row) -> str:
+        """Why ``row``'s backend does not qualify ("" when it does)."""
+        if self.max_error_eps is None:
+            passed = conforms(row)
+            if passed:
+                return ""
+            return row.get("conformance_reason") or ("fails conformance" if passed is False
+                                                     else "no conformance results")
+        err = row.get("max_err_eps")
+        if not (isinstance(err, (int, float)) and math.isfinite(err)):
+            return f"no finite error measured (conformance: {row.get('conformance_reason') or 'none'})"
+        return "" if err <= self.max_error_eps else f"worst error {err:.3g} eps is over --max-error-eps {self.max_error_eps:g}"
+
+    def __str__(self) -> str:
+        return ("conforms (strict verdict)" if self.max_error_eps is None
+                else f"worst error at most {self.max_error_eps:g} eps")
 
 
 @dataclass
 class Candidate:
     backend: str
+    family: str
     implementation: str
-    variant: str | None
+    device: str  # with its math mode: cuda, cuda:tf32
     math_mode: str | None
+    variant: str | None
     time_s: float
+    how: str  # measured, interpolated or extrapolated
     throughput: float
     gflops: float
     roofline_fraction: float
-    peak_source: str | None  # what the roofline's peak is: measured, datasheet or estimate
+    peak_source: str | None
     peak_memory: float
     max_err_eps: float
     ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.precision.tolerance)
-    estimated_time_s: float = math.nan  # at the requested shape, when it was not measured
+    fails: str = ""  # why it does not qualify under the rule ("" = it qualifies)
+    evidence: dict = field(default_factory=dict)  # source, machine, commit, date, samples
+    noise: dict = field(default_factory=dict)  # asv's statistics of the time (NOISE)
+    paths: dict = field(default_factory=dict)  # other paths of its family -> their time ÷ this one's
+    also: list = field(default_factory=list)  # the same point measured in other results folders
 
 
 @dataclass
-class Selection:
+class Answer:
     machine: str
     device: str
     device_name: str | None
@@ -51,12 +107,22 @@ class Selection:
     dtype: str
     kind: str
     requested: dict
-    measured: dict
-    note: str = ""
+    shape: dict  # the shape answered: the requested one, completed with the largest measured size of any unset key
+    how: str  # measured, interpolated, extrapolated, or "" when nothing could be said
+    rule: str
+    notes: list = field(default_factory=list)
     winner: Candidate | None = None
     runner_up: Candidate | None = None
-    speedup: float = math.nan  # runner-up time / winner time
-    dropped: dict = field(default_factory=dict)  # backend -> why
+    speedup: float = math.nan  # runner-up time ÷ winner time
+    verdict: str = ""  # wins, tie, untested (single samples), estimated
+    dropped: list = field(default_factory=list)  # Candidates that do not qualify, fastest first
+    other_modes: list = field(default_factory=list)  # the fastest of each family in the device's other math modes
+    unmeasured: dict = field(default_factory=dict)  # backend -> why it has no time here
+    flagged: dict = field(default_factory=dict)  # backend -> why its row was kept out (implausible)
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
 
     def to_dict(self) -> dict:
         return _clean(asdict(self))
@@ -67,158 +133,260 @@ def shape_keys(table: pd.DataFrame) -> list[str]:
     return [k for k in SHAPE_KEYS if k in table and table[k].notna().any()]
 
 
-def rank(rows: pd.DataFrame) -> tuple[list[Candidate], dict]:
-    """Conforming candidates fastest first, and why each other backend was dropped."""
-    candidates, dropped = [], {}
-    for _, row in rows.sort_values("time_s", na_position="last").iterrows():
-        backend = row["backend"]
-        if backend in dropped or any(c.backend == backend for c in candidates):
-            continue
-        passed = row["conformance_passed"]
-        if passed is None or (isinstance(passed, float) and math.isnan(passed)):
-            dropped[backend] = row["conformance_reason"] or "no conformance results"
-        elif not bool(passed):
-            dropped[backend] = row["conformance_reason"] or "fails conformance"
-        elif not row["time_s"] > 0:
-            dropped[backend] = "no time at this shape (benchmark skipped: unsupported here, or it failed)"
+def candidate(row, rule: Rule, how: str = estimate.MEASURED, time_s: float | None = None, shape=None) -> Candidate:
+    """``row`` (a tidy-table row) as a candidate; ``time_s`` an estimate at ``shape`` instead of its time."""
+    get = row.get
+    measured = time_s is None
+    time_s = get("time_s") if measured else time_s
+    throughput, gflops = get("throughput"), get("gflops")
+    if not measured:
+        entry = catalog.ops().get(get("op"))
+        full = {**{"I": shape.get("H"), "L": 2}, **shape}
+        throughput = entry.tokens(full) / time_s if entry else math.nan
+        gflops = entry.flops(full) * PASS_FLOPS.get(get("kind"), math.nan) / time_s / 1e9 if entry else math.nan
+    return Candidate(
+        backend=get("backend"), family=get("family") or get("backend"), implementation=get("implementation"),
+        device=str(get("device")), math_mode=get("math_mode"), variant=get("variant"), time_s=_scalar(time_s),
+        how=how, throughput=_scalar(throughput), gflops=_scalar(gflops),
+        roofline_fraction=_scalar(get("roofline_fraction")) if measured else math.nan,
+        peak_source=get("peak_source"), peak_memory=_scalar(get("peak_memory")) if measured else math.nan,
+        max_err_eps=_scalar(get("max_err_eps")), ratio=_scalar(get("ratio")), fails=rule.judge(row),
+        evidence={k: _scalar(get(k)) for k in ("source", "machine", "commit", "date", "started_at")},
+        noise={k: _scalar(get(k)) for k in NOISE} if measured else {},
+        also=list(get("also") or []) if measured else [])
+
+
+def decide(answer: Answer, candidates: list[Candidate], mode: str) -> Answer:
+    """Fill ``answer``'s winner, runner-up, verdict, dropped and other modes from ``candidates`` (one per
+    backend and device mode), ``mode`` being the device asked for."""
+    timed = sorted((c for c in candidates if c.time_s > 0), key=lambda c: c.time_s)
+    ranked = [c for c in timed if c.device == mode and not c.fails]
+    answer.dropped = [c for c in timed if c.device == mode and c.fails]
+    best: dict = {}
+    for c in ranked:
+        if c.family in best:
+            best[c.family].paths[c.backend] = c.time_s / best[c.family].time_s
         else:
-            candidates.append(Candidate(**{c: _scalar(row.get(c)) for c in CANDIDATE_COLUMNS}))
-    return candidates, dropped
+            best[c.family] = c
+    ranked = list(best.values())
+    seen = set()
+    answer.other_modes = [c for c in timed if c.device != mode and not (c.device, c.family) in seen
+                          and not seen.add((c.device, c.family))]
+    if not ranked:
+        return answer
+    answer.winner = ranked[0]
+    if len(ranked) > 1:
+        answer.runner_up = ranked[1]
+        answer.speedup = ranked[1].time_s / ranked[0].time_s
+        answer.verdict = verdict(ranked[0], ranked[1])
+    else:
+        answer.verdict = "only"
+    return answer
 
 
-def recommendations(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per measured workload: winner, runner-up, speed-up, accuracy, memory, what was dropped."""
-    keys = WORKLOAD + shape_keys(table)
-    rows = []
+def verdict(winner: Candidate, runner: Candidate) -> str:
+    """``wins`` (significantly faster), ``tie`` (within noise), ``untested`` (no statistics to test: one
+    sample each), or ``estimated`` (a time was not measured)."""
+    if winner.how != estimate.MEASURED or runner.how != estimate.MEASURED:
+        return "estimated"
+    different = noise.significant(winner.noise, runner.noise)
+    return "untested" if different is None else "wins" if different else "tie"
+
+
+def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows an answer may use (with ``device_kind``), and the rows kept out as implausible (``reason``)."""
+    flagged = pd.DataFrame(columns=[*table.columns, "reason"])
+    return table.assign(device_kind=table["device"].map(_kind)), flagged
+
+
+def fastest(rows: pd.DataFrame, rule: Rule = Rule()) -> Answer:
+    """The answer at one measured workload (``rows``: its backends' rows, one shape)."""
+    keys = shape_keys(rows)
+    info = {**rows.iloc[0][["machine", "op", "dtype", "kind"]].to_dict(), **rows.iloc[0][keys].to_dict()}
+    mode = _primary(rows)
+    return decide(_answer(rows, info, keys, mode, rule), [candidate(r, rule) for _, r in rows.iterrows()], mode)
+
+
+def recommendations(table: pd.DataFrame, rule: Rule = Rule()) -> pd.DataFrame:
+    """One row per measured workload: winner, verdict, runner-up, speed-up, accuracy, what was dropped (with its
+    speed and error), the device's other math modes."""
     if table.empty:
         return pd.DataFrame()
-    for key, group in table.groupby(keys, dropna=False, sort=True):
-        candidates, dropped = rank(group)
-        winner = candidates[0] if candidates else None
-        runner = candidates[1] if len(candidates) > 1 else None
-        rows.append({
-            **dict(zip(keys, key)),
-            "device_name": group["device_name"].dropna().iloc[0] if group["device_name"].notna().any() else None,
-            "variant": winner.variant if winner else group["variant"].iloc[0],
-            "winner": winner.backend if winner else None,
-            "time_s": winner.time_s if winner else math.nan,
-            "throughput": winner.throughput if winner else math.nan,
-            "gflops": winner.gflops if winner else math.nan,
-            "roofline_fraction": winner.roofline_fraction if winner else math.nan,
+    rows, flagged = prepare(table)
+    keys = shape_keys(rows)
+    out = []
+    for key, group in rows.groupby(WORKLOAD + keys, dropna=False, sort=True):
+        info = dict(zip(WORKLOAD + keys, key))
+        answer = fastest(group, rule)
+        winner, runner = answer.winner, answer.runner_up
+        out.append({
+            **{k: v for k, v in info.items() if k != "device_kind"}, "device": answer.device,
+            "device_name": answer.device_name, "variant": winner.variant if winner else group["variant"].iloc[0],
+            "winner": winner.backend if winner else None, "family": winner.family if winner else None,
+            "verdict": answer.verdict, **{c: getattr(winner, c) if winner else math.nan for c in (
+                "time_s", "throughput", "gflops", "roofline_fraction", "max_err_eps", "ratio", "peak_memory")},
             "peak_source": winner.peak_source if winner else None,
-            "max_err_eps": winner.max_err_eps if winner else math.nan,
-            "ratio": winner.ratio if winner else math.nan,
-            "peak_memory": winner.peak_memory if winner else math.nan,
-            "runner_up": runner.backend if runner else None,
-            "speedup": runner.time_s / winner.time_s if runner else math.nan,
-            "dropped": dropped,
+            "paths": winner.paths if winner else {},
+            "runner_up": runner.backend if runner else None, "speedup": answer.speedup,
+            "dropped": {c.backend: dropped_reason(c, winner) for c in answer.dropped},
+            "other_modes": {f"{c.backend} ({c.device})": other_mode(c, winner) for c in answer.other_modes},
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(out)
 
 
 def select(table: pd.DataFrame, op: str, device: str, dtype: str | None = None, kind: str = "forward",
-           machine: str | None = None, **shape) -> list[Selection]:
-    """The answer for one workload on every machine that has ``device``; raises ValueError with what there is."""
+           machine: str | None = None, rule: Rule = Rule(), extrapolate: bool = False, **shape) -> list[Answer]:
+    """The answer for one workload on every machine that has ``device``, measured answers first; raises
+    ValueError with what there is."""
     if table.empty:
         raise ValueError("no benchmark results found (run `seqbench bench` or `seqbench run` first)")
-    known = set(catalog.ops()) | set(table["op"].dropna())
-    if op not in known:
+    if op not in set(catalog.ops()) | set(table["op"].dropna()):
         catalog.get(op)  # the catalog's error lists the op names
-    rows = table[table["op"] == op]
-    if rows.empty:
-        raise ValueError(f"no benchmark results for op {op!r}; measured ops: {sorted(set(table['op'].dropna()))}")
-    if dtype is None:  # float32 when measured, else the one dtype there is
-        dtypes = sorted(set(rows["dtype"].dropna()))
-        dtype = "float32" if "float32" in dtypes or len(dtypes) != 1 else dtypes[0]
-    for column, value in (("device", device), ("dtype", dtype), ("kind", kind), ("machine", machine)):
-        if value is None:
-            continue
-        if column == "device":
-            match = rows["device"].astype(str).str.split(":").str[0] == str(value).split(":")[0]
-        else:
-            match = rows[column] == value
-        if not match.any():
-            there = sorted(set(rows[column].astype(str)))
-            raise ValueError(f"no {op} results with {column} {value!r}; there are: {there}")
-        rows = rows[match]
-    keys = shape_keys(rows)
     for k, v in shape.items():
         if v is not None and not (isinstance(v, (int, float)) and v > 0):
             raise ValueError(f"shape size {k} must be a positive number, got {v!r}")
     unknown = sorted(set(shape) - set(SHAPE_KEYS))
     if unknown:
         raise ValueError(f"unknown shape keys {unknown}; use {list(SHAPE_KEYS)}")
+    usable, flagged = prepare(table)
+    rows = usable[usable["op"] == op]
+    if rows.empty:
+        raise ValueError(f"no benchmark results for op {op!r}; measured ops: {sorted(set(table['op'].dropna()))}")
+    if dtype is None:  # float32 when measured, else the one dtype there is
+        dtypes = sorted(set(rows["dtype"].dropna()))
+        dtype = "float32" if "float32" in dtypes or len(dtypes) != 1 else dtypes[0]
+    for column, value in (("device_kind", _kind(device)), ("dtype", dtype), ("kind", kind), ("machine", machine)):
+        if value is not None:
+            if not (rows[column] == value).any():
+                there = sorted(set(rows[column].astype(str)))
+                name = "device" if column == "device_kind" else column
+                raise ValueError(f"no {op} results with {name} {value!r}; there are: {there}")
+            rows = rows[rows[column] == value]
+    known = set(table.loc[table["op"] == op, "backend"].dropna()) | set(registry.installed())
     answers = []
-    for (mach, dev), group in rows.groupby(["machine", "device"], sort=True):
-        measured, note = nearest(group, keys, shape)
-        at = group
-        for k, v in measured.items():
-            at = at[at[k] == v]
-        candidates, dropped = rank(at)
-        entry = catalog.ops().get(op)
-        scale = _flop_ratio(entry, shape, measured) if note else math.nan
-        for c in candidates:
-            c.estimated_time_s = c.time_s * scale
-        answers.append(Selection(
-            machine=mach, device=dev, device_name=_first(group, "device_name"), op=op, dtype=dtype, kind=kind,
-            requested={k: v for k, v in shape.items() if v is not None}, measured=measured, note=note,
-            winner=candidates[0] if candidates else None,
-            runner_up=candidates[1] if len(candidates) > 1 else None,
-            speedup=candidates[1].time_s / candidates[0].time_s if len(candidates) > 1 else math.nan,
-            dropped=dropped,
-        ))
-    return answers
+    for mach, group in rows.groupby("machine", sort=True):
+        mode = device if ":" in device.replace(":0", "") and (group["device"] == device).any() else _primary(group)
+        answer = at_shape(group, mode, rule, extrapolate, {k: v for k, v in shape.items() if v is not None})
+        answer.unmeasured.update(unmeasured(known, answer, group))
+        answer.flagged = {r["backend"]: r["reason"] for _, r in _matching(flagged, answer).iterrows()}
+        answers.append(answer)
+    order = [estimate.MEASURED, estimate.INTERPOLATED, estimate.EXTRAPOLATED, ""]
+    return sorted(answers, key=lambda a: (order.index(a.how), a.machine))
 
 
-def nearest(rows: pd.DataFrame, keys: list[str], requested: dict) -> tuple[dict, str]:
-    """The measured shape closest to ``requested`` (sum of |log2| ratios) and a note when it is not exact."""
-    shapes = rows[rows["time_s"] > 0][keys].drop_duplicates()
-    if shapes.empty:
-        shapes = rows[keys].drop_duplicates()
-    asked = {k: v for k, v in requested.items() if v is not None and k in keys}
-
-    def distance(shape):
-        return sum(abs(math.log2(shape[k] / v)) for k, v in asked.items() if v > 0 and shape[k] > 0)
-
-    scored = sorted(((distance(s), -sum(s[k] for k in keys), s) for _, s in shapes.iterrows()), key=lambda t: t[:2])
-    best = {k: _size(scored[0][2][k]) for k in keys}
-    ignored = sorted(k for k, v in requested.items() if v is not None and k not in keys)
-    notes = []
-    if any(best[k] != v for k, v in asked.items()):
-        wanted = ", ".join(f"{k}={v}" for k, v in asked.items())
-        got = ", ".join(f"{k}={best[k]}" for k in asked)
-        notes.append(f"not measured at {wanted}; answered from the nearest measured shape {got} "
-                     "(times at the requested shape estimated by scaling with the op's FLOP model)")
-        outside = []
-        for k, v in asked.items():
-            low, high = _size(shapes[k].min()), _size(shapes[k].max())
-            if v > high:
-                outside.append(f"{k}={v} is {v / high:.3g}x the largest measured {k}={high}")
-            elif v < low:
-                outside.append(f"{k}={v} is {low / v:.3g}x below the smallest measured {k}={low}")
-        if outside:
-            notes.append("outside the measured grid, so the estimate extrapolates: " + "; ".join(outside))
-    if ignored:
-        notes.append(f"{', '.join(ignored)} not a benchmark parameter here; ignored")
-    unset = [k for k in keys if k not in asked]
-    if unset and len(rows[unset].drop_duplicates()) > 1:
+def at_shape(group: pd.DataFrame, mode: str, rule: Rule, extrapolate: bool, requested: dict) -> Answer:
+    """One machine's answer at the requested shape: measured, interpolated, or (``extrapolate``) extrapolated."""
+    keys = shape_keys(group)
+    target = {k: requested[k] for k in keys if k in requested}
+    notes = [f"{', '.join(sorted(set(requested) - set(keys)))} not a benchmark parameter here; ignored"] \
+        if set(requested) - set(keys) else []
+    unset = [k for k in keys if k not in target]
+    for k in unset:
+        target[k] = _size(group[k].max())
+    if unset and len(group[unset].drop_duplicates()) > 1:
         notes.append(f"{', '.join(unset)} not given: took the largest measured "
-                     + ", ".join(f"{k}={best[k]}" for k in unset))
-    return best, "; ".join(notes)
+                     + ", ".join(f"{k}={target[k]}" for k in unset))
+    info = {"machine": group["machine"].iloc[0], "op": group["op"].iloc[0], "dtype": group["dtype"].iloc[0],
+            "kind": group["kind"].iloc[0], **target}
+    answer = _answer(group, info, keys, mode, rule, requested={k: v for k, v in requested.items()})
+    at, candidates = tuple(target[k] for k in keys), []
+    for (backend, dev), rows in group.groupby(["backend", "device"], sort=True):
+        times = {tuple(_size(r[k]) for k in keys): r["time_s"] for _, r in rows.iterrows() if r["time_s"] > 0}
+        here = rows.loc[(rows[keys] == pd.Series(target)).all(axis=1)]
+        if at in times:
+            candidates.append(candidate(here.iloc[0], rule))
+            continue
+        guess = estimate.interpolate(times, at, extrapolate=extrapolate)
+        if guess is not None:
+            candidates.append(candidate(rows.iloc[0], rule, guess.how, guess.time_s, target))
+        elif dev == mode:
+            answer.unmeasured[backend] = _why_not(here, times, keys, at, extrapolate)
+    decide(answer, candidates, mode)
+    hows = {c.how for c in candidates if c.device == mode}
+    answer.how = estimate.EXTRAPOLATED if estimate.EXTRAPOLATED in hows else estimate.INTERPOLATED \
+        if estimate.INTERPOLATED in hows else estimate.MEASURED if hows else ""
+    if answer.how in (estimate.INTERPOLATED, estimate.EXTRAPOLATED):
+        notes.append(_estimated_note(group, keys, target, answer.how))
+    elif not answer.how:
+        notes.append(_outside_note(group, keys, target))
+    answer.notes = notes
+    return answer
 
 
-def _flop_ratio(entry, requested: dict, measured: dict) -> float:
-    if entry is None:
-        return math.nan
-    try:
-        target = {**measured, **{k: v for k, v in requested.items() if v is not None}}
-        base = dict(measured)
-        for s in (target, base):
-            s.setdefault("I", s.get("H"))
-            s.setdefault("L", 2)
-        return entry.flops(target) / entry.flops(base)
-    except (KeyError, TypeError, ZeroDivisionError):
-        return math.nan
+def _why_not(here, times, keys, at, extrapolate) -> str:
+    if len(here) and not here["time_s"].iloc[0] > 0:
+        return "its benchmark at this shape did not time it (skipped: unsupported here, over a cap, or it failed)"
+    if not times:
+        return "no time at any shape here"
+    outside = _outside(times, keys, at)
+    if outside and not extrapolate:
+        return f"outside its measured range ({outside}); --extrapolate estimates it"
+    return "not measured here and its measured neighbours do not surround this shape on every axis"
+
+
+def _outside(times, keys, at) -> str:
+    said = []
+    for i, (k, v) in enumerate(zip(keys, at)):
+        low, high = min(s[i] for s in times), max(s[i] for s in times)
+        if v > high:
+            said.append(f"{k}={v} is {v / high:.3g}x the largest measured {k}={high}")
+        elif v < low:
+            said.append(f"{k}={v} is {low / v:.3g}x below the smallest measured {k}={low}")
+    return "; ".join(said)
+
+
+def _estimated_note(group, keys, target, how) -> str:
+    shapes = group[keys].drop_duplicates()
+    around = {k: sorted({_size(v) for v in shapes[k]}) for k in keys}
+    span = ", ".join(f"{k} in {around[k]}" for k in keys if target[k] not in around[k])
+    mark = "EXTRAPOLATED beyond" if how == estimate.EXTRAPOLATED else "interpolated (log-log) between"
+    return (f"not measured at {', '.join(f'{k}={v}' for k, v in target.items())}: times {mark} the measured "
+            f"{span}; the winner is an estimate")
+
+
+def _outside_note(group, keys, target) -> str:
+    times = {tuple(_size(r[k]) for k in keys): 1 for _, r in group.iterrows()}
+    outside = _outside(times, keys, tuple(target[k] for k in keys))
+    return (f"outside the measured range ({outside}): no winner named; --extrapolate estimates one, marked"
+            if outside else "no backend measured near this shape on every axis: no winner named")
+
+
+def unmeasured(known: set, answer: Answer, group: pd.DataFrame) -> dict:
+    """Backends (in any results of this op, or installed here) with no time on this machine and device, and why."""
+    there = set(group["backend"])
+    reasons = {}
+    for backend in sorted(known - there):
+        left_out = "; ".join(sorted(set(registry.traits(backend).left_out_of_grids.values())))
+        reasons[backend] = (f"not benchmarked on {answer.device} on {answer.machine} in these results"
+                            + (f" (grids leave it out: {left_out})" if left_out else ""))
+    return reasons
+
+
+def _matching(flagged: pd.DataFrame, answer: Answer) -> pd.DataFrame:
+    if flagged.empty:
+        return flagged
+    rows = flagged[(flagged["machine"] == answer.machine) & (flagged["op"] == answer.op)
+                   & (flagged["dtype"] == answer.dtype) & (flagged["kind"] == answer.kind)
+                   & (flagged["device"].map(_kind) == _kind(answer.device))]
+    for k, v in answer.shape.items():
+        rows = rows[rows[k] == v] if k in rows else rows
+    return rows
+
+
+def _answer(group, info, keys, mode, rule, requested=None) -> Answer:
+    return Answer(machine=info["machine"], device=mode, device_name=_first(group, "device_name"), op=info["op"],
+                  dtype=info["dtype"], kind=info["kind"], requested=requested or {k: _size(info[k]) for k in keys},
+                  shape={k: _size(info[k]) for k in keys}, how=estimate.MEASURED, rule=str(rule))
+
+
+def _primary(group) -> str:
+    """The math mode a workload is ranked in: the device's default (IEEE ``cuda``) where it was measured."""
+    devices = sorted(set(group["device"].astype(str)), key=lambda d: (":" in d.replace(":0", ""), d))
+    return devices[0]
+
+
+def _kind(device) -> str:
+    return str(device).split(":")[0]
 
 
 def _first(group, column):

@@ -20,6 +20,8 @@ from .toolchain import choose_compiler, nvcc_version
 PATHS = ("auto", "graph", "persistent", "fused")
 #: what asv's fork server imports for the cupy backends
 PREIMPORT = ("cupy",)
+#: the three paths of these kernels are one family in reports (:class:`~seqbench.backends.protocol.Traits`)
+FAMILY = "cupy"
 
 
 def _nvidia_driver() -> bool:
@@ -66,7 +68,7 @@ class CupyBackend(Backend):
     """
 
     name = "cupy"
-    traits = Traits(implementation="raw CUDA kernels", preimport=PREIMPORT)
+    traits = Traits(implementation="raw CUDA kernels", preimport=PREIMPORT, family=FAMILY)
     #: The recurrent path (:data:`PATHS`); ``None``: ``$SEQBENCH_CUPY_RECURRENT_PATH``, else ``auto``.
     path: str | None = None
     #: float16 (half storage, float arithmetic in the kernels, cuBLAS for the GEMMs) where the
@@ -276,7 +278,7 @@ class CupyGraphBackend(CupyBackend):
     """``cupy`` with every recurrent sequence, forward and backward, run step by step from CUDA graphs."""
 
     name = "cupy-graph"
-    traits = Traits(implementation="raw CUDA kernels, CUDA-graph step loop", preimport=PREIMPORT)
+    traits = Traits(implementation="raw CUDA kernels, CUDA-graph step loop", preimport=PREIMPORT, family=FAMILY)
     path = "graph"
 
 
@@ -284,5 +286,5 @@ class CupyFusedBackend(CupyBackend):
     """``cupy`` with the step loops run from the host, one launch at a time (the path before graphs)."""
 
     name = "cupy-fused"
-    traits = Traits(implementation="raw CUDA kernels, host step loop", preimport=PREIMPORT)
+    traits = Traits(implementation="raw CUDA kernels, host step loop", preimport=PREIMPORT, family=FAMILY)
     path = "fused"

@@ -41,7 +41,7 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
     """The asv results under ``dirs`` (paths): ``(machines, points)``.
 
     ``machines``: machine name -> its ``machine.json``. ``points``: one dict per (results file, benchmark,
-    parameter point) with ``machine``, ``commit``, ``date``, ``env``, ``benchmark`` (split into ``suite`` and
+    parameter point) with ``source`` (the folder of ``dirs`` it was found under), ``machine``, ``commit``, ``date``, ``env``, ``benchmark`` (split into ``suite`` and
     ``method``), ``type``, ``params`` (name -> value) and the point's ``result`` (``NaN`` when not measured), its
     ``stats_*`` and ``samples`` where the file has them. Parameters a benchmark list does not name are named
     ``unlisted_names`` when there are as many, else ``param0``, ``param1``, ... A file that cannot be read is left
@@ -49,7 +49,8 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
     """
     skipped = [] if skipped is None else skipped
     machines, points = {}, []
-    for folder in sorted({p.parent for d in dirs for p in Path(d).rglob("machine.json")}):
+    found = {p.parent: str(d) for d in reversed(list(dirs)) for p in Path(d).rglob("machine.json")}
+    for folder in sorted(found):
         try:
             info = json.loads((folder / "machine.json").read_text())
             if not isinstance(info, dict):
@@ -58,7 +59,7 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
             skipped.append((folder / "machine.json", f"not an asv machine file ({error}): its folder is left out"))
             continue
         machines[info.get("machine", folder.name)] = info
-        points += machine_points(folder, skipped, unlisted_names)
+        points += [{**p, "source": found[folder]} for p in machine_points(folder, skipped, unlisted_names)]
     return machines, points
 
 

@@ -128,38 +128,54 @@ def test_the_fastest_conforming_backend_wins_every_workload(table):
         if r["machine"] == "gpubox":
             assert "torch-compile" in r["dropped"] and "no conformance results" in r["dropped"]["torch-compile"]
             if r["op"] == "lstm":  # the fast non-conforming backend is dropped, with its worst check
-                assert r["dropped"]["cupy"].startswith("fails conformance") and "5e+03 eps" in r["dropped"]["cupy"]
+                why = r["dropped"]["cupy"]  # with what it would have given: its speed and its error
+                assert why.startswith("×2.40 faster") if r["B"] == 8 else why.startswith("×2.00 faster"), why
+                assert "5e+03 eps" in why and "fails conformance" in why
 
 
 def test_select_answers_with_the_runner_up(table):
     (answer,) = select.select(table, "lstm", "cuda", "float32", T=256, H=256, B=32)
     assert (answer.machine, answer.winner.backend, answer.runner_up.backend) == ("gpubox", "torch", "jax")
-    assert answer.speedup == pytest.approx(1.2) and answer.note == ""
-    assert set(answer.dropped) == {"cupy", "torch-compile"}
+    assert answer.speedup == pytest.approx(1.2) and answer.note == "" and answer.how == "measured"
+    assert [c.backend for c in answer.dropped] == ["cupy", "torch-compile"]  # fastest first
+    assert answer.verdict == "untested"  # the synthetic set keeps one sample per point
     (cpu,) = select.select(table, "gru", "cpu", T=64, H=128, B=8)
     assert (cpu.machine, cpu.winner.backend, cpu.runner_up.backend) == ("cpubox", "numpy", "torch")
 
 
-def test_select_snaps_to_the_nearest_measured_shape_and_says_so(table):
-    (answer,) = select.select(table, "lstm", "cuda", T=500, H=200, B=30)
-    assert answer.measured == {"T": 256, "H": 256, "B": 32}
-    assert "not measured at T=500, H=200, B=30" in answer.note and "T=256, H=256, B=32" in answer.note
-    from seqbench import catalog
+def test_select_interpolates_between_measured_neighbours_and_says_so(table):
+    (answer,) = select.select(table, "lstm", "cuda", T=128, H=200, B=16)
+    assert answer.shape == {"T": 128, "H": 200, "B": 16} and answer.how == "interpolated"
+    assert "not measured at T=128, H=200, B=16" in answer.note and "interpolated (log-log)" in answer.note
+    # the synthetic times are T·H²·B times a factor: log-log interpolation is exact for jax (1.2 everywhere);
+    # torch's factor, 1.5 at B=8 and 1 at B=32, is interpolated in log B
+    assert answer.winner.backend == "jax" and answer.runner_up.backend == "torch"
+    assert answer.winner.time_s == pytest.approx(1.2e-9 * 128 * 200 ** 2 * 16 / 8)
+    factor = 1.5 ** (1 - math.log(16 / 8) / math.log(32 / 8))
+    assert answer.runner_up.time_s == pytest.approx(factor * 1e-9 * 128 * 200 ** 2 * 16 / 8)
+    assert answer.winner.how == "interpolated" and answer.verdict == "estimated"
 
-    ratio = (catalog.get("lstm").flops({"T": 500, "B": 30, "I": 200, "H": 200})
-             / catalog.get("lstm").flops({"T": 256, "B": 32, "I": 256, "H": 256}))
-    assert answer.winner.estimated_time_s == pytest.approx(answer.winner.time_s * ratio)
+
+def test_select_names_no_winner_outside_the_measured_range_unless_asked(table):
+    (answer,) = select.select(table, "lstm", "cuda", T=4096, H=256, B=32)
+    assert answer.winner is None and answer.how == ""
+    assert "T=4096 is 4x the largest measured T=1024" in answer.note and "--extrapolate" in answer.note
+    (answer,) = select.select(table, "lstm", "cuda", extrapolate=True, T=4096, H=256, B=32)
+    assert answer.how == "extrapolated" and answer.winner.how == "extrapolated"
+    assert answer.winner.time_s == pytest.approx(1e-9 * 4096 * 256 ** 2 * 32 / 8)  # torch's power law, extended
 
 
 def test_select_command_text(results_dir, capsys):
     code, out = seqbench(["select", "--op", "lstm", "--seq-len", "512", "--hidden", "256", "--batch", "32",
                           "--device", "cuda", "--results-dir", str(results_dir)], capsys)
     assert code == 0
-    # T=512 is as far from 256 as from 1024 in log2: the larger shape is taken; jax has no time there
-    assert "note: not measured at T=512, H=256, B=32; answered from the nearest measured shape T=1024" in out
-    assert f"fastest conforming: torch ({load.implementation('torch')})" in out
-    assert "dropped cupy: fails conformance" in out and "dropped jax: no time at this shape" in out
-    assert "dropped torch-compile: no conformance results" in out
+    # T=512 lies between the measured 256 and 1024; jax has no time at T=1024, so none can be interpolated
+    assert "note: not measured at T=512, H=256, B=32: times interpolated (log-log) between the measured T" in out
+    assert f"fastest:   torch ({load.implementation('torch')}): " in out and " ms INTERPOLATED" in out
+    assert "dropped cupy (" in out and "fails conformance" in out
+    assert "no time for jax: not measured here and its measured neighbours do not surround this shape" in out
+    assert "dropped torch-compile (" in out and "no conformance results" in out
+    assert "evidence: " + str(results_dir) in out
 
 
 def test_select_command_json(results_dir, capsys):
@@ -168,9 +184,10 @@ def test_select_command_json(results_dir, capsys):
     assert code == 0
     (answer,) = json.loads(out)
     assert answer["winner"]["backend"] == "jax" and answer["runner_up"]["backend"] == "torch"
-    assert answer["speedup"] == pytest.approx(1.25) and answer["measured"] == {"T": 256, "H": 128, "B": 8}
-    assert answer["winner"]["estimated_time_s"] is None and answer["device_name"] == "NVIDIA H100 80GB HBM3"
-    assert answer["dropped"]["cupy"].startswith("fails conformance")
+    assert answer["speedup"] == pytest.approx(1.25) and answer["shape"] == {"T": 256, "H": 128, "B": 8}
+    assert answer["winner"]["how"] == "measured" and answer["device_name"] == "NVIDIA H100 80GB HBM3"
+    assert answer["winner"]["evidence"]["commit"].startswith("0123456789")
+    assert answer["dropped"][0]["backend"] == "cupy" and answer["dropped"][0]["fails"].startswith("fails conformance")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -191,7 +208,8 @@ def test_select_without_results_or_conforming_backend(tmp_path, capsys):
         seqbench(["select", "--op", "lstm", "--results-dir", str(tmp_path)], capsys)
     synthetic.write(tmp_path)
     (tmp_path / "conformance" / "cpubox.jsonl").write_text("")  # nothing on cpubox was checked
-    with pytest.raises(ValueError, match="no conforming backend for lstm on cpu: numpy: no conformance results for"):
+    with pytest.raises(ValueError, match="no backend that qualifies has a time for lstm on cpu: torch: no conformance "
+                                         "results for"):
         seqbench(["select", "--op", "lstm", "--results-dir", str(tmp_path)], capsys)
     code, out = seqbench(["select", "--op", "lstm", "--json", "--results-dir", str(tmp_path)], capsys)
     assert code == 1 and json.loads(out)[0]["winner"] is None
