@@ -61,7 +61,8 @@ def candidate(c, unit: str = "tokens/s") -> str:
 
     spread = ""
     if c.noise.get("repeat") and c.noise.get("q_25") == c.noise.get("q_25") and c.noise.get("q_25") is not None:
-        spread = f" (IQR {c.noise['q_25'] * 1e3:.4g}–{c.noise['q_75'] * 1e3:.4g} ms, {int(c.noise['repeat'])} samples)"
+        low, high, n = c.noise["q_25"] * 1e3, c.noise["q_75"] * 1e3, int(c.noise["repeat"])
+        spread = f" (IQR {low:.4g}–{high:.4g} ms, {n} samples)"
     how = "" if c.how == "measured" else f" {c.how.upper()}"
     return (f"{c.backend} ({c.implementation}): {num(c.time_s * 1e3, '{:.4g}')} ms{how}{spread}, "
             f"{num(c.throughput, '{:.3g}')} {unit}, {num(c.gflops, '{:.3g}')} GFLOP/s "
@@ -103,7 +104,8 @@ def against(c, winner) -> str:
     speed = f"{c.time_s * 1e3:.4g} ms" if winner is None else (
         f"×{winner.time_s / c.time_s:.2f} faster" if c.time_s < winner.time_s
         else f"×{c.time_s / winner.time_s:.2f} slower")
-    return f"{speed} ({c.how}), worst error {accuracy(c)}" if c.how != "measured" else f"{speed}, worst error {accuracy(c)}"
+    how = "" if c.how == "measured" else f" ({c.how})"
+    return f"{speed}{how}, worst error {accuracy(c)}"
 
 
 def _date(ms) -> str:

@@ -70,10 +70,13 @@ def add_commands(subparsers) -> None:
     report.set_defaults(func=report_command)
 
     sel = subparsers.add_parser(
-        "select", help="the fastest conforming backend for a workload, and the runner-up",
-        description="Answer from measured results: for this op, shape, device and dtype, the fastest backend "
-                    "among those that conform, the runner-up and the speed-up; a shape that was not measured is "
-                    "answered from the nearest measured one, and the answer says how far that is.")
+        "select", help="the fastest qualifying backend for a workload, the runner-up, and how sure that is",
+        description="Answer from measured results: for this op, shape, device and dtype, the fastest backend among "
+                    "those that qualify (conform, or --max-error-eps), the runner-up of another kernel family, "
+                    "whether the win is significant by asv's test on the kept samples (else a tie), what dropped "
+                    "backends would have given, and the evidence (results folder, machine, commit, date). A shape "
+                    "that was not measured is interpolated between measured neighbours and marked; outside the "
+                    "measured range no winner is named unless --extrapolate.")
     sel.add_argument("--op", required=True, help="catalog op, e.g. lstm")
     for flag, key, what in (("--seq-len", "T", "sequence length T"), ("--hidden", "H", "hidden size H"),
                             ("--batch", "B", "batch size B"), ("--input-size", "I", "input size I"),

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from seqbench.catalog.axes import SHAPE_KEYS
+
 from . import noise
-from .conformance_rows import conforms
 
 #: what a point's time rests on
 MEASURED, INTERPOLATED, EXTRAPOLATED = "measured", "interpolated", "extrapolated"
@@ -90,8 +91,8 @@ HELD = ["machine", "device", "dtype", "op", "kind"]
 
 
 def holdout(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per measured (workload, shape, backend) that has neighbours: ``measured_s``, ``predicted_s``,
-    whether it conforms, and its measurement's row index (for the significance of wins)."""
+    """One row per measured (workload, shape, backend) that has neighbours: ``measured_s``, ``predicted_s``, its
+    family, and its measurement's row index (for the significance of wins)."""
     rows = []
     timed = table[table["time_s"] > 0]
     for key, group in timed.groupby(HELD + ["backend"], dropna=False, sort=True):
@@ -102,14 +103,14 @@ def holdout(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             if predicted is not None:
                 rows.append({**dict(zip(HELD + ["backend"], key)), **dict(zip(keys, shape)),
                              "measured_s": measured, "predicted_s": predicted, "row": index[shape],
-                             "family": group.loc[index[shape], "family"],
-                             "conforms": conforms(group.loc[index[shape]]) is True})
+                             "family": group.loc[index[shape], "family"]})
     return pd.DataFrame(rows)
 
 
 def summary(table: pd.DataFrame, keys: list[str]) -> dict:
     """The estimator's hold-one-out figures over ``table``: points, median and 90th-percentile relative time
-    error, and at the shapes where conforming backends of two or more families were predicted, how often the predicted
+    error, and at the shapes where backends of two or more families were predicted (conforming or not: the estimator
+    ranks times, whatever the accuracy rule), how often the predicted
     fastest family (:class:`~seqbench.backends.protocol.Traits`: the paths of one kernel family are one answer)
     is the measured fastest (all of them, and those where the measured win is significant)."""
     held = holdout(table, keys)
@@ -117,7 +118,7 @@ def summary(table: pd.DataFrame, keys: list[str]) -> dict:
         return {"points": 0}
     error = (held["predicted_s"] / held["measured_s"] - 1).abs()
     agree = shapes = agree_sig = shapes_sig = 0
-    for _, group in held[held["conforms"]].groupby(HELD + keys, dropna=False):
+    for _, group in held.groupby(HELD + keys, dropna=False):
         if group["family"].nunique() < 2:
             continue
         by_time = group.sort_values("measured_s")
@@ -129,3 +130,40 @@ def summary(table: pd.DataFrame, keys: list[str]) -> dict:
     return {"points": len(held), "median_error": float(error.median()), "p90_error": float(error.quantile(0.9)),
             "winner_shapes": shapes, "winner_agree": agree,
             "significant_shapes": shapes_sig, "significant_agree": agree_sig}
+
+
+def holdout_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary` per machine and device kind, as the README and the report show it."""
+    keys = [k for k in SHAPE_KEYS if k in table and table[k].notna().any()]
+    rows = []
+    kinds = table["device"].astype(str).str.split(":").str[0]
+    for (machine, device), group in table.groupby([table["machine"], kinds], sort=True):
+        s = summary(group, keys)
+        if not s["points"]:
+            continue
+        rows.append({"machine": machine, "device": device, "held-out points": s["points"],
+                     "median time error": f"{s['median_error']:.0%}", "90th percentile": f"{s['p90_error']:.0%}",
+                     "fastest family predicted": _share(s["winner_agree"], s["winner_shapes"]),
+                     "… where the measured win is significant": _share(s["significant_agree"],
+                                                                      s["significant_shapes"])})
+    return pd.DataFrame(rows)
+
+
+def _share(agree: int, of: int) -> str:
+    return f"{agree}/{of} ({agree / of:.0%})" if of else "—"
+
+
+def main(argv=None) -> None:
+    """``python -m seqbench.reports.estimate [RESULTS_DIR ...]``: the hold-one-out table of the results (default:
+    the committed ``results``) in Markdown."""
+    import sys
+
+    from . import load
+    from .pages import markdown_table
+
+    dirs = (sys.argv[1:] if argv is None else argv) or ["results"]
+    print(markdown_table(holdout_table(load.load(dirs).benchmarks)).strip())
+
+
+if __name__ == "__main__":
+    main()

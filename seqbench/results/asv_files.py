@@ -41,7 +41,8 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
     """The asv results under ``dirs`` (paths): ``(machines, points)``.
 
     ``machines``: machine name -> its ``machine.json``. ``points``: one dict per (results file, benchmark,
-    parameter point) with ``source`` (the folder of ``dirs`` it was found under), ``machine``, ``commit``, ``date``, ``env``, ``benchmark`` (split into ``suite`` and
+    parameter point) with ``source`` (the folder of ``dirs`` it was found under), ``machine``, ``commit``,
+    ``date``, ``env``, ``benchmark`` (split into ``suite`` and
     ``method``), ``type``, ``params`` (name -> value) and the point's ``result`` (``NaN`` when not measured), its
     ``stats_*`` and ``samples`` where the file has them. Parameters a benchmark list does not name are named
     ``unlisted_names`` when there are as many, else ``param0``, ``param1``, ... A file that cannot be read is left
