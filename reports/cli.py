@@ -7,10 +7,11 @@ pandas and matplotlib are imported only when a command runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from seqbench.selection import positive_int
 
 from . import peaks
 
@@ -22,16 +23,6 @@ RUN_RESULTS = Path("seqbench-run") / "results"
 def default_results() -> list[str]:
     """``seqbench-run/results`` when the main job has run here, else the repository's ``results``."""
     return [str(RUN_RESULTS)] if RUN_RESULTS.is_dir() else ["results"]
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_commands(subparsers) -> None:

@@ -13,7 +13,7 @@ from seqbench.backends import registry
 from seqbench.embed import command as embed
 from seqbench.jobs import bench, check
 from seqbench.reports import cli as reports_cli
-from seqbench.selection import Selection, values
+from seqbench.selection import Selection, positive_int, positive_seconds, values
 
 from . import run as main_job
 
@@ -39,8 +39,6 @@ def _selection(args, extra_ops=()) -> Selection:
 
 
 def _check(args) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     sel = _selection(args)  # clear errors before pytest starts
     results_dir = Path(args.results_dir).resolve()
     if args.cluster:
@@ -55,8 +53,6 @@ def _check(args) -> int:
 
 
 def _run(args) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     sel = _selection(args)
     if args.cluster:
         return main_job.on_cluster(sel, Path(args.out), args.cluster, args.shards, args.timeout)
@@ -70,7 +66,7 @@ def _add_narrowing(p, what_runs: str):
     p.add_argument("--large", action="store_true",
                    help=f"also the large shapes (T = 256, H = 256) of every op; {what_runs}")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
                    help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
     _add_cluster_options(p, "shards")
 
@@ -80,7 +76,7 @@ def _add_cluster_options(p, what: str) -> None:
     p.add_argument("--cluster", metavar="ADDRESS",
                    help=f"run as {what} over a Ray cluster: a Ray address (ray://head:10001, auto), or 'local' "
                         "for a Ray instance on this machine; needs pip install 'seqbench[cluster]'")
-    p.add_argument("--shards", type=int, metavar="N",
+    p.add_argument("--shards", type=positive_int, metavar="N",
                    help="with --cluster: this many CPU shards (and GPU shards, where the cluster has GPUs); "
                         "default one per GPU, and one per node for CPU benchmarks (they take turns on a machine) "
                         "or one per CPU for CPU checks")

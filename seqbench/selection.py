@@ -1,13 +1,17 @@
-"""What a command runs on, parsed once: the device kinds, the comma-list options, and the typed :class:`Selection`.
+"""What a command runs on, parsed once: the device kinds, the comma-list options, the numeric options' types, and
+the typed :class:`Selection`.
 
 The command line builds one :class:`Selection` from ``--op``, ``--backend``,
 ``--device``, ``--dtype`` (each repeatable or comma-separated), validates it
 with one message per mistake, and passes it down; the jobs below read it and
-never see an ``argparse.Namespace``.
+never see an ``argparse.Namespace``. Numbers (``--timeout``, ``--shards``,
+``select``'s sizes) are refused by argparse itself, naming the argument.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 
 from seqbench import catalog
@@ -24,6 +28,28 @@ NAMED = tuple(d for members in DEVICES.values() for d in members)
 def values(option) -> tuple:
     """The names an option holds: ``["a,b", "c"]`` (repeated and comma-separated) -> ``("a", "b", "c")``."""
     return tuple(v.strip() for item in option or () for v in item.split(",") if v.strip())
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--shards``, ``select --seq-len``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}") from None
+    if not 0 < value < math.inf:  # (nan too)
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def kind(device: str) -> str:
