@@ -13,7 +13,7 @@ from seqbench.backends import registry
 from seqbench.embed import command as embed
 from seqbench.jobs import bench, check
 from seqbench.reports import cli as reports_cli
-from seqbench.selection import Selection, positive_int, positive_seconds, values
+from seqbench.selection import Selection, positive_int, positive_seconds, require_here, values
 
 from . import run as main_job
 
@@ -45,7 +45,9 @@ def _check(args) -> int:
         from seqbench.fleet.sweeps import check_command
 
         return check_command(sel, args.cluster, args.shards, results_dir, args.timeout)
-    sel.validate(listed_devices={d for n in registry.available() for d in registry.backend(n).devices()})
+    here = [s for s in registry.backends() if s.available]
+    sel.validate(listed_devices={d for s in here for d in s.devices})
+    require_here(sel.devices, {d for s in here if sel.wants("backends", s.name) for d in s.devices})  # as run does
     log = Path(args.log).resolve() if args.log else results_dir / "logs" / "conformance.log"
     outcome = check.run_suite(sel, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
     check.print_summary(outcome, results_dir)

@@ -64,6 +64,14 @@ def check_device(device: str, listed=()) -> None:
         raise ValueError(f"--device must be one of {list(NAMED)} (also indexed, e.g. cuda:1){also}, got {device!r}")
 
 
+def require_here(devices, here) -> None:
+    """A ValueError naming ``--device`` for each of ``devices`` that is not ``here`` (the devices of the backends
+    that would run): a device kind is here when one of its devices is (``cuda`` when ``cuda:tf32`` is)."""
+    missing = [d for d in devices if not any(h == d or kind(h) == d for h in here)]
+    if missing:
+        raise ValueError(f"--device {', '.join(missing)}: not here (devices here: {', '.join(sorted(here)) or 'none'})")
+
+
 @dataclass(frozen=True)
 class Selection:
     """What a run is narrowed to; empty tuples mean everything. ``large`` adds the large shapes; ``quick`` is the

@@ -16,6 +16,7 @@ from seqbench.backends import registry
 from seqbench.backends.protocol import Backend, Traits
 from seqbench.backends.registry import Status
 from seqbench.jobs import bench, check
+from seqbench.results import records as results
 from seqbench.selection import Selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,22 @@ def test_nonsense_is_refused_in_one_line(argv, message, capsys):
     out = capsys.readouterr()
     assert code == 2, out.out + out.err
     assert message in out.err and "Traceback" not in out.err, out.err
+
+
+NO_GPU = pytest.mark.skipif(bool(results.gpu_names()), reason="a CUDA GPU is here: --device cuda is not refused")
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["--device", "cuda"], marks=NO_GPU),
+    pytest.param(["--device", "cuda:tf32", "--op", "lstm"], marks=NO_GPU),
+    ["--backend", "numpy", "--device", "cuda"],  # numpy has the CPU only, GPU or not
+])
+def test_check_refuses_a_device_that_is_not_here_as_run_does(argv, tmp_path):
+    out = seqbench("check", *argv, "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    device = argv[argv.index("--device") + 1]
+    assert f"seqbench check: error: --device {device}: not here (devices here: cpu" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "res").exists()  # refused before anything ran
 
 
 def test_run_on_a_tiny_grid_prints_a_short_summary(tmp_path):
