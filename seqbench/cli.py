@@ -69,7 +69,8 @@ def _add_narrowing(p, what_runs: str):
                    help=f"also the large shapes (T = 256, H = 256) of every op; {what_runs}")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
-                   help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
+                   help="stop a case after this long; a case still running at 300 s on the CPU, 600 s on a GPU "
+                        "(the default) fails as hung, one stopped sooner is listed as not checked (no result row)")
     _add_cluster_options(p, "shards")
 
 

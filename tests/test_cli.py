@@ -66,11 +66,14 @@ def test_check_narrowed_prints_a_table_and_writes_results(tmp_path):
     assert f"pytest's output: {log}" in out.stdout and "passed" in log.read_text()
 
 
-def test_check_shows_skip_reasons_outside_the_checkout(tmp_path):
+def test_check_of_a_selection_all_skipped_shows_why_and_fails_outside_the_checkout(tmp_path):
+    """torch-native's GRU is the reset_after variant: every case of the notes' GRU is skipped, so nothing was
+    checked; the reasons are shown, counted, and the run does not pass."""
     out = seqbench("check", "--backend", "torch-native", "--op", "gru", "--dtype", "float32",
                    "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 1, out.stdout + out.stderr
     assert "skipped 7: torch-native: nn.GRU computes the GRU variant 'reset_after'" in out.stdout  # 3 shapes x 2 + 1
+    assert "nothing was checked: all 7 cases of this selection were skipped here (why: above)" in out.stdout
 
 
 @pytest.mark.parametrize(("argv", "message"), [
