@@ -7,11 +7,11 @@ pandas and matplotlib are imported only when a command runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from seqbench.selection import positive_int, positive_number
 
 
 #: where ``seqbench run`` keeps its results (``--out`` default) and the repository's committed results: report
@@ -30,28 +30,8 @@ def default_results() -> list[str]:
     return found
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def _accuracy(parser) -> None:
-    parser.add_argument("--max-error-eps", type=positive_float, metavar="N",
+    parser.add_argument("--max-error-eps", type=positive_number, metavar="N",
                         help="qualify any backend whose worst conformance error on the workload is at most N eps of "
                              "the dtype, instead of the strict conformance verdict")
 

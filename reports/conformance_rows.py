@@ -50,13 +50,14 @@ def load_conformance(paths, skipped: list | None = None) -> pd.DataFrame:
 
 
 def load_unchecked(paths, skipped: list) -> list[dict]:
-    """The cases interrupted conformance runs did not reach (``<machine>.unchecked.json``)."""
+    """The cases conformance runs left without a verdict (``<machine>.unchecked.json``): not reached by an
+    interrupted run, or stopped by a ``--timeout`` (each case's ``reason``)."""
     cases = []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text())
-            found = [dict(c, machine=c.get("machine") or Path(path).name.removesuffix(".unchecked.json"))
-                     for c in data["cases"]]
+            found = [dict(c, machine=c.get("machine") or Path(path).name.removesuffix(".unchecked.json"),
+                          reason=c.get("reason") or results.NOT_REACHED) for c in data["cases"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             skipped.append((path, f"not a list of unchecked cases ({type(error).__name__}: {error})"))
             continue
@@ -66,12 +67,13 @@ def load_unchecked(paths, skipped: list) -> list[dict]:
 
 def summarize_conformance(conformance: pd.DataFrame, unchecked: list = ()) -> pd.DataFrame:
     """One row per (machine, backend, device, dtype, op): passed only if every check passed, and none of its
-    cases is listed as not reached by an interrupted run (``unchecked``)."""
-    missing = {}
+    cases is listed as not checked (``unchecked``: an interrupted run, a ``--timeout``)."""
+    missing, why = {}, {}
     for case in unchecked:
         if case.get("kind") in ("forward", "vjp"):
             key = (case["machine"], case["backend"], devkey(case["device"]), case["dtype"], case["op"])
             missing[key] = missing.get(key, 0) + 1
+            why.setdefault(key, case["reason"])
     rows = []
     if conformance.empty:
         return pd.DataFrame(columns=CHECK_KEYS + ["conformance_passed", "checks", "failed", "max_err_eps", "ratio",
@@ -95,8 +97,8 @@ def summarize_conformance(conformance: pd.DataFrame, unchecked: list = ()) -> pd
                       f"(budget {worst['budget_eps']:.3g} eps) [{worst.get('test_id', '')}]")
         elif key in missing:
             machine, backend, device, dtype, op = key
-            reason = (f"conformance incomplete: {missing[key]} of its cases were not reached by an interrupted run "
-                      f"(seqbench check --op {op} --backend {backend} --device {device} --dtype {dtype} checks them)")
+            reason = (f"conformance incomplete: {missing[key]} of its cases were not checked ({why[key]}; seqbench "
+                      f"check --op {op} --backend {backend} --device {device} --dtype {dtype} checks them)")
         rows.append({
             **dict(zip(CHECK_KEYS, key)),
             "device": group["device"].iloc[0],

@@ -48,7 +48,7 @@ class Results:
     machines: dict = field(default_factory=dict)  # asv machine.json per machine
     dashboards: list = field(default_factory=list)  # asv html/index.html found near the results
     skipped: list = field(default_factory=list)  # (file, why): unreadable, foreign or newer files, left out
-    unchecked: list = field(default_factory=list)  # conformance cases an interrupted run did not reach
+    unchecked: list = field(default_factory=list)  # conformance cases a run left without a verdict, with why
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # the embedding trainers' runs (reports/training.py)
 
     @property

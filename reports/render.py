@@ -101,11 +101,12 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
                    ("table", pd.DataFrame([{"file": str(f), "why": why} for f, why in results.skipped]))]
     if results.unchecked:
         blocks += [("h2", "Conformance not finished"), ("p", (
-            f"An interrupted seqbench check did not reach {len(results.unchecked)} cases; the backends, devices, "
-            "dtypes and ops they belong to are not recommended until a run checks them "
-            "(the same seqbench check command, run again).")),
+            f"seqbench check left {len(results.unchecked)} cases without a verdict (an interrupted run did not "
+            "reach them, or a --timeout shorter than the default stopped them: the reason column); the backends, "
+            "devices, dtypes and ops they belong to are not recommended until a run checks them "
+            "(the same seqbench check command, run again; without --timeout, or a longer one).")),
                    ("wide", pd.DataFrame(results.unchecked)[["machine", "backend", "device", "dtype", "op", "kind",
-                                                             "test_id"]])]
+                                                             "test_id", "reason"]])]
     blocks += training.blocks(results.training)
     blocks.append(("h2", "Plots"))
     blocks += [("figure", title, name, png) for name, title, png in figures]

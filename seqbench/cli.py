@@ -13,7 +13,7 @@ from seqbench.backends import registry
 from seqbench.embed import command as embed
 from seqbench.jobs import bench, check
 from seqbench.reports import cli as reports_cli
-from seqbench.selection import Selection, values
+from seqbench.selection import Selection, positive_int, positive_seconds, require_here, values
 
 from . import run as main_job
 
@@ -39,15 +39,15 @@ def _selection(args, extra_ops=()) -> Selection:
 
 
 def _check(args) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     sel = _selection(args)  # clear errors before pytest starts
     results_dir = Path(args.results_dir).resolve()
     if args.cluster:
         from seqbench.fleet.sweeps import check_command
 
         return check_command(sel, args.cluster, args.shards, results_dir, args.timeout)
-    sel.validate(listed_devices={d for n in registry.available() for d in registry.backend(n).devices()})
+    here = [s for s in registry.backends() if s.available]
+    sel.validate(listed_devices={d for s in here for d in s.devices})
+    require_here(sel.devices, {d for s in here if sel.wants("backends", s.name) for d in s.devices})  # as run does
     log = Path(args.log).resolve() if args.log else results_dir / "logs" / "conformance.log"
     outcome = check.run_suite(sel, results_dir, log, exitfirst=args.exitfirst, timeout=args.timeout)
     check.print_summary(outcome, results_dir)
@@ -55,8 +55,6 @@ def _check(args) -> int:
 
 
 def _run(args) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     sel = _selection(args)
     if args.cluster:
         return main_job.on_cluster(sel, Path(args.out), args.cluster, args.shards, args.timeout)
@@ -70,8 +68,9 @@ def _add_narrowing(p, what_runs: str):
     p.add_argument("--large", action="store_true",
                    help=f"also the large shapes (T = 256, H = 256) of every op; {what_runs}")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="stop a case after this long and fail it (default: 300 on the CPU, 600 on a GPU)")
+    p.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
+                   help="stop a case after this long; a case still running at 300 s on the CPU, 600 s on a GPU "
+                        "(the default) fails as hung, one stopped sooner is listed as not checked (no result row)")
     _add_cluster_options(p, "shards")
 
 
@@ -80,7 +79,7 @@ def _add_cluster_options(p, what: str) -> None:
     p.add_argument("--cluster", metavar="ADDRESS",
                    help=f"run as {what} over a Ray cluster: a Ray address (ray://head:10001, auto), or 'local' "
                         "for a Ray instance on this machine; needs pip install 'seqbench[cluster]'")
-    p.add_argument("--shards", type=int, metavar="N",
+    p.add_argument("--shards", type=positive_int, metavar="N",
                    help="with --cluster: this many CPU shards (and GPU shards, where the cluster has GPUs); "
                         "default one per GPU, and one per node for CPU benchmarks (they take turns on a machine) "
                         "or one per CPU for CPU checks")

@@ -18,7 +18,7 @@ from pathlib import Path
 from seqbench import console
 from seqbench.backends import registry
 from seqbench.jobs import bench, check
-from seqbench.selection import DEVICES, Selection, kind
+from seqbench.selection import DEVICES, NAMED, Selection, kind, require_here
 
 #: what the main job checks, and benchmarks on the CPU, when no --op is given: the notes' cells
 RUN_OPS = ("rnn", "lstm", "gru", "gru_reset_after")
@@ -52,9 +52,7 @@ def plan(sel: Selection) -> tuple[list[str], dict[str, list[str]], list[str]]:
         devices = [d for d in members if d in here and (not wanted or d in wanted or d.split(":")[0] in wanted)]
         if devices:
             groups[group] = devices
-    missing = [d for d in wanted if not any(d in ds or d == g for g, ds in groups.items())]
-    if missing:
-        raise ValueError(f"--device {', '.join(missing)}: not here (devices here: {', '.join(sorted(here)) or 'none'})")
+    require_here(wanted, {d for d in here if d in NAMED})  # (the main job runs the named devices only)
     if "cuda" not in groups and not wanted:
         notes.append("no CUDA GPU here: conformance and benchmarks run on the CPU only")
     return backends, groups, notes

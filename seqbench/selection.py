@@ -1,13 +1,17 @@
-"""What a command runs on, parsed once: the device kinds, the comma-list options, and the typed :class:`Selection`.
+"""What a command runs on, parsed once: the device kinds, the comma-list options, the numeric options' types, and
+the typed :class:`Selection`.
 
 The command line builds one :class:`Selection` from ``--op``, ``--backend``,
 ``--device``, ``--dtype`` (each repeatable or comma-separated), validates it
 with one message per mistake, and passes it down; the jobs below read it and
-never see an ``argparse.Namespace``.
+never see an ``argparse.Namespace``. Numbers (``--timeout``, ``--shards``,
+``select``'s sizes) are refused by argparse itself, naming the argument.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 
 from seqbench import catalog
@@ -26,6 +30,31 @@ def values(option) -> tuple:
     return tuple(v.strip() for item in option or () for v in item.split(",") if v.strip())
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--shards``, ``select --seq-len``)."""
+    return _positive(text, int, "a positive integer")
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a positive, finite number (``--max-error-eps``)."""
+    return _positive(text, float, "a positive number")
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds (``--timeout``)."""
+    return _positive(text, float, "a positive number of seconds")
+
+
+def _positive(text: str, convert, what: str):
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not 0 < value < math.inf:  # (nan too)
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
 def kind(device: str) -> str:
     """The kind of a device: ``cuda:tf32`` and ``cuda:1`` are ``cuda``."""
     return device.split(":")[0]
@@ -36,6 +65,14 @@ def check_device(device: str, listed=()) -> None:
     if kind(device) not in KINDS and device not in listed:
         also = f" or a device a backend here lists {sorted(listed)}" if listed else ""
         raise ValueError(f"--device must be one of {list(NAMED)} (also indexed, e.g. cuda:1){also}, got {device!r}")
+
+
+def require_here(devices, here) -> None:
+    """A ValueError naming ``--device`` for each of ``devices`` that is not ``here`` (the devices of the backends
+    that would run): a device kind is here when one of its devices is (``cuda`` when ``cuda:tf32`` is)."""
+    missing = [d for d in devices if not any(h == d or kind(h) == d for h in here)]
+    if missing:
+        raise ValueError(f"--device {', '.join(missing)}: not here (devices here: {', '.join(sorted(here)) or 'none'})")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from seqbench.backends import registry
 from seqbench.backends.protocol import Backend, Traits
 from seqbench.backends.registry import Status
 from seqbench.jobs import bench, check
+from seqbench.results import records as results
 from seqbench.selection import Selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,11 +66,14 @@ def test_check_narrowed_prints_a_table_and_writes_results(tmp_path):
     assert f"pytest's output: {log}" in out.stdout and "passed" in log.read_text()
 
 
-def test_check_shows_skip_reasons_outside_the_checkout(tmp_path):
+def test_check_of_a_selection_all_skipped_shows_why_and_fails_outside_the_checkout(tmp_path):
+    """torch-native's GRU is the reset_after variant: every case of the notes' GRU is skipped, so nothing was
+    checked; the reasons are shown, counted, and the run does not pass."""
     out = seqbench("check", "--backend", "torch-native", "--op", "gru", "--dtype", "float32",
                    "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 1, out.stdout + out.stderr
     assert "skipped 7: torch-native: nn.GRU computes the GRU variant 'reset_after'" in out.stdout  # 3 shapes x 2 + 1
+    assert "nothing was checked: all 7 cases of this selection were skipped here (why: above)" in out.stdout
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -81,8 +85,14 @@ def test_check_shows_skip_reasons_outside_the_checkout(tmp_path):
                                  "got 'tpu'"),
     (["bench", "--device", "tpu"], "--device must be one of ['cpu', 'cuda', 'cuda:tf32'] (also indexed, e.g. cuda:1)"),
     (["bench", "--backend", "nope"], "--backend must be one of"),
-    (["check", "--timeout", "-1"], "--timeout must be a positive number of seconds, got -1"),
-    (["run", "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+    (["check", "--timeout", "-1"], "argument --timeout: must be a positive number of seconds, got -1"),
+    (["check", "--timeout", "nan"], "argument --timeout: must be a positive number of seconds, got nan"),
+    (["check", "--timeout", "soon"], "argument --timeout: must be a positive number of seconds, got 'soon'"),
+    (["run", "--timeout", "0"], "argument --timeout: must be a positive number of seconds, got 0"),
+    (["run", "--timeout", "inf"], "argument --timeout: must be a positive number of seconds, got inf"),
+    (["check", "--cluster", "local", "--shards", "0"], "argument --shards: must be a positive integer, got 0"),
+    (["run", "--cluster", "local", "--shards", "-1"], "argument --shards: must be a positive integer, got -1"),
+    (["bench", "--cluster", "local", "--shards", "2.5"], "argument --shards: must be a positive integer, got '2.5'"),
     (["select", "--op", "lstm", "--seq-len", "-5"], "argument --seq-len: must be a positive integer, got -5"),
     (["select", "--op", "lstm", "--kind", "vjp"], "argument --kind: invalid choice: 'vjp'"),
 ])
@@ -101,6 +111,22 @@ def test_nonsense_is_refused_in_one_line(argv, message, capsys):
     out = capsys.readouterr()
     assert code == 2, out.out + out.err
     assert message in out.err and "Traceback" not in out.err, out.err
+
+
+NO_GPU = pytest.mark.skipif(bool(results.gpu_names()), reason="a CUDA GPU is here: --device cuda is not refused")
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["--device", "cuda"], marks=NO_GPU),
+    pytest.param(["--device", "cuda:tf32", "--op", "lstm"], marks=NO_GPU),
+    ["--backend", "numpy", "--device", "cuda"],  # numpy has the CPU only, GPU or not
+])
+def test_check_refuses_a_device_that_is_not_here_as_run_does(argv, tmp_path):
+    out = seqbench("check", *argv, "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    device = argv[argv.index("--device") + 1]
+    assert f"seqbench check: error: --device {device}: not here (devices here: cpu" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "res").exists()  # refused before anything ran
 
 
 def test_run_on_a_tiny_grid_prints_a_short_summary(tmp_path):

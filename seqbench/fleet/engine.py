@@ -98,9 +98,7 @@ def shard_counts(resources: dict, asked: int | None, timed: bool) -> tuple[int, 
     import ray
 
     gpus = int(resources.get("GPU", 0))
-    if asked is not None:
-        if asked < 1:
-            raise ValueError(f"--shards must be a positive number of shards, got {asked}")
+    if asked is not None:  # (≥ 1: the command line refuses less)
         return asked, asked if gpus else 0
     cpus = sum(1 for node in ray.nodes() if node.get("Alive")) if timed else int(resources.get("CPU", 1))
     return max(cpus, 1), gpus

@@ -130,7 +130,9 @@ def check_shard(spec: dict, shard: shards.Shard) -> dict:
 def gather_rows(results_dir: Path, logs: Path):
     """A ``gather`` for conformance shards: rows merged into the worker machine's file, the log written."""
     def gather(shard, returned: dict) -> list:
-        results.save_conformance(results_dir, returned["outcome"].rows, machine=returned["machine"])
+        outcome = returned["outcome"]
+        results.save_conformance(results_dir, outcome.rows, [c for c in outcome.unchecked if check.gives_row(c)],
+                                 machine=returned["machine"])
         return cluster.write_log(logs, "conformance", shard, returned)
     return gather
 

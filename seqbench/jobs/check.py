@@ -4,17 +4,19 @@ Cases run in worker processes (:mod:`seqbench.jobs.worker`): the CPU cases of
 every backend in one, the cases of each backend on a GPU in one of their own
 (so a CUDA error that poisons a context cannot reach another backend). A
 case that crashes its worker (a segfault, an illegal memory access,
-``os._exit``, the kernel's OOM killer), hangs past the per-case timeout, or
-leaves CUDA unusable fails with the reason, and a fresh worker goes on with
-the cases left. pytest's own output goes to the log file; the terminal shows
-the phase's bar (cases done of collected, the current case) and then a
-summary: ok/FAIL per op and backend/device/dtype, each failure's first line,
-the skip reasons grouped, and where the log and the results are.
+``os._exit``, the kernel's OOM killer), hangs past :data:`TIMEOUT` or leaves
+CUDA unusable fails with the reason, and a fresh worker goes on with the
+cases left; one a shorter ``--timeout`` stops has no verdict (no row) and is
+listed as not checked. pytest's own output goes to the log file; the terminal
+shows the phase's bar and then a summary: ok/FAIL per op and
+backend/device/dtype, each failure's first line, the cases not checked, the
+skip reasons grouped (a selection all skipped exits 1), the log and results.
 
 Result rows are merged into ``<results>/<machine>.jsonl`` after each worker
 (under a lock, atomically: concurrent runs lose nothing); an interrupted run
-(SIGINT, SIGTERM) keeps every row checked so far and lists the cases it did
-not reach in ``<machine>.unchecked.json``, which the reports read.
+(SIGINT, SIGTERM) keeps every row checked so far; the cases it did not reach,
+and those a ``--timeout`` stopped, are listed in ``<machine>.unchecked.json``
+with the reason, which the reports read.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from seqbench.selection import Selection
 
 # pytest's warning when the plugin, imported through its entry point, was already imported: harmless noise
 QUIET = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-#: seconds one case may take before its worker is stopped, per device kind (``--timeout`` overrides): the
-#: first case of a cell under torch.compile compiles for tens of seconds on the CPU, jax's on a GPU seconds
+#: seconds after which a case counts as hung (its worker stopped, the case failed), per device kind: torch.compile's
+#: first case of a cell compiles for tens of seconds on the CPU; a shorter ``--timeout`` leaves what it stops unchecked
 TIMEOUT = {"cpu": 300.0, "cuda": 600.0}
 #: seconds the collection of the cases may take (it loads every selected backend)
 COLLECT_TIMEOUT = 600.0
@@ -56,12 +58,18 @@ class Outcome:
     skipped: Counter = field(default_factory=Counter)  # reason -> cases
     known: int = 0  # known failures (strict xfails) that failed as expected
     planned: int = 0
+    unchecked: list = field(default_factory=list)  # cases (collected dicts) a --timeout stopped, each with "reason"
     interrupted: str = ""  # where an interrupted run stopped
     log: Path | None = None
 
     @property
+    def checked(self) -> bool:
+        """Whether any case came to a verdict (not so when every case was skipped)."""
+        return bool(self.passed or self.failed or self.known)
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted
+        return self.checked and not self.failed and not self.unchecked and not self.interrupted
 
     def add(self, other: "Outcome") -> None:
         """Count ``other`` (another run's outcome: a shard's) into this one."""
@@ -71,6 +79,7 @@ class Outcome:
         self.skipped.update(other.skipped)
         self.known += other.known
         self.planned += other.planned
+        self.unchecked += other.unchecked
 
 
 def options(sel: Selection) -> list[str]:
@@ -96,7 +105,8 @@ def run_suite(sel: Selection, results_dir: Path, log: Path, title: str = "confor
         finally:
             run.save()
         bar.done(outcome.interrupted.split(";")[0] if outcome.interrupted else
-                 f"{outcome.passed} passed, {len(outcome.failed)} failed, {sum(outcome.skipped.values())} skipped")
+                 f"{outcome.passed} passed, {len(outcome.failed)} failed, {sum(outcome.skipped.values())} skipped"
+                 + (f", {len(outcome.unchecked)} not checked" if outcome.unchecked else ""))
     return outcome
 
 
@@ -170,7 +180,7 @@ class _Run:
             code = self.worker.poll()
             if code is not None or reason:
                 break
-            if self.current and time.monotonic() - self.started > self._timeout(self.current):
+            if self.current and time.monotonic() - self.started > self._limits(self.current)[0]:
                 reason = "timeout"
                 break
             time.sleep(0.02)
@@ -180,10 +190,14 @@ class _Run:
         self._take(_read_from(events, position)[0], left)  # what it said before it went
         self.last_status = _status(code)
         if self.current in left and reason != "poisoned":  # (after a poisoned case the next one is innocent)
-            why = (f"timed out after {self._timeout(self.current):g} s (--timeout); the worker was stopped"
-                   if reason == "timeout" else f"crashed its worker process ({self.last_status})")
             left.remove(self.current)
-            self._fault(self.current, why)
+            limit, hung_after = self._limits(self.current)
+            if reason == "timeout" and limit < hung_after:  # stopped by the setting before it counts as hung
+                self._unchecked(self.current, f"timed out after {limit:g} s (--timeout, under the {hung_after:g} s "
+                                              "after which a case counts as hung): not checked")
+            else:
+                self._fault(self.current, f"timed out after {limit:g} s (--timeout); the worker was stopped"
+                            if reason == "timeout" else f"crashed its worker process ({self.last_status})")
         self.current = None
         return left
 
@@ -217,8 +231,10 @@ class _Run:
         except ProcessLookupError:
             pass
 
-    def _timeout(self, case_id: str) -> float:
-        return self.timeout or TIMEOUT.get(str(self.cases[case_id].get("device", "cpu")).split(":")[0], 300.0)
+    def _limits(self, case_id: str) -> tuple[float, float]:
+        """``(seconds the case may take, seconds after which it counts as hung)``: ``--timeout``, else the second."""
+        hung_after = TIMEOUT.get(str(self.cases[case_id].get("device", "cpu")).split(":")[0], TIMEOUT["cpu"])
+        return self.timeout or hung_after, hung_after
 
     def _done(self, event: dict) -> None:
         out, case_id = self.outcome, event["done"]
@@ -246,20 +262,28 @@ class _Run:
             self.outcome.rows.append(row)
         self.bar.advance(item=_short(case_id))
 
+    def _unchecked(self, case_id: str, why: str) -> None:
+        """A case a setting stopped before its verdict: no row (it neither passed nor failed), listed with why."""
+        self.left.remove(case_id)
+        self.outcome.unchecked.append(dict(self.cases[case_id], reason=why))
+        self.bar.advance(item=_short(case_id))
+
     def interrupt(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
             self._stop()
             self.worker.wait()
         where = f" in {_short(self.current)}" if self.current else ""
-        unreached = sum(_verdict(self.cases[i]) for i in self.left)
+        unreached = sum(gives_row(self.cases[i]) for i in self.left)
         self.outcome.interrupted = (f"interrupted{where} after {self.outcome.planned - len(self.left)} of "
                                     f"{self.outcome.planned} cases; rows checked so far are kept, the "
                                     f"{unreached} cases not reached are listed in {self._unchecked_path()}")
 
     def save(self) -> None:
-        """Merge the new rows, and the cases not reached, into the results folder (locked, atomic)."""
+        """Merge the new rows, and the cases not checked, into the results folder (locked, atomic)."""
         rows, self.unsaved = self.unsaved, []
-        unreached = [self.cases[i] for i in self.left if _verdict(self.cases[i])] if self.outcome.interrupted else []
+        unreached = [dict(self.cases[i], reason=results.NOT_REACHED) for i in self.left
+                     if gives_row(self.cases[i])] if self.outcome.interrupted else []
+        unreached += [case for case in self.outcome.unchecked if gives_row(case)]
         if rows or unreached or self._unchecked_path().exists():
             results.save_conformance(self.results_dir, rows, unreached)
 
@@ -267,8 +291,9 @@ class _Run:
         return results.unchecked_path(self.results_dir)
 
 
-def _verdict(case: dict) -> bool:
-    """Whether a case gives a result row when it runs (a forward or gradient check that is not skipped)."""
+def gives_row(case: dict) -> bool:
+    """Whether a case gives a result row when it runs (a forward or gradient check that is not skipped): the
+    cases not checked that a later run's rows remove from ``<machine>.unchecked.json``."""
     return case.get("kind") in ("forward", "vjp") and not case.get("skip")
 
 
@@ -365,6 +390,9 @@ def problems(outcome: Outcome, limit: int = 8) -> list[str]:
     lines = [f"FAILED {case}: {message}" for case, message in outcome.failed[:limit]]
     if len(outcome.failed) > limit:
         lines.append(f"... and {len(outcome.failed) - limit} more failures (see {outcome.log})")
+    lines += [f"NOT CHECKED {_short(case['id'])}: {case['reason']}" for case in outcome.unchecked[:limit]]
+    if len(outcome.unchecked) > limit:
+        lines.append(f"... and {len(outcome.unchecked) - limit} more cases not checked")
     if outcome.known:
         lines.append(f"{outcome.known} known failures (conformance/known_failures.json) failed as expected")
     for reason, n in outcome.skipped.most_common(limit):
@@ -377,8 +405,16 @@ def problems(outcome: Outcome, limit: int = 8) -> list[str]:
 def print_summary(outcome: Outcome, results_dir: Path, file=None) -> None:
     file = file or sys.stdout
     print(verdict_table(outcome.rows), file=file)
-    for line in problems(outcome):
+    for line in problems(outcome, limit=8 if outcome.checked else max(len(outcome.skipped), 1)):
         print(line, file=file)
     if outcome.interrupted:
         print(f"{outcome.interrupted}; run the same command again to check them", file=file)
+    elif outcome.unchecked:
+        print(f"{len(outcome.unchecked)} cases stopped by --timeout have no verdict and no result row; they are "
+              f"listed in {results.unchecked_path(results_dir)}: check them with a longer --timeout, or none",
+              file=file)
+    elif not outcome.checked:
+        skipped = sum(outcome.skipped.values())
+        print(f"nothing was checked: all {skipped} cases of this selection were skipped here (why: above)" if skipped
+              else "nothing was checked: no case matches this selection", file=file)
     print(f"results: {results_dir}/   pytest's output: {outcome.log}", file=file)

@@ -107,8 +107,13 @@ def merge_jsonl(path: str | Path, rows: list[dict], key: str = "test_id") -> lis
     return merged
 
 
+#: the reason of a case an interrupted run did not reach (a list written before reasons were kept has none)
+NOT_REACHED = "not reached: the run was interrupted"
+
+
 def unchecked_path(results_dir: str | Path, machine: str | None = None) -> Path:
-    """A machine's (by default this one's) list of conformance cases an interrupted run did not reach."""
+    """A machine's (by default this one's) list of conformance cases a run left without a verdict (interrupted
+    before them, or stopped by a ``--timeout``), each with its ``reason``."""
     return Path(results_dir) / f"{machine or machine_name()}.unchecked.json"
 
 
@@ -131,8 +136,8 @@ def save_conformance(results_dir: str | Path, rows: list[dict], unreached: list[
         if not cases:
             path.unlink(missing_ok=True)
             return
-        write_atomic(path, json.dumps({"about": "conformance cases an interrupted seqbench check did not reach; "
-                                                "a run that checks them removes them", "schema": SCHEMA,
+        write_atomic(path, json.dumps({"about": "conformance cases a seqbench check left without a verdict (each "
+                                                "case's reason); a run that checks them removes them", "schema": SCHEMA,
                                        "cases": sorted(cases.values(), key=lambda c: c["test_id"])}, indent=1))
 
 
