@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import math
 
+from seqbench.precision import tolerance
+
 from . import peaks
 from .benchmark_rows import throughput_unit
 
@@ -106,18 +108,20 @@ def as_row(a, variant) -> dict:
             "runner_up": r.backend if r else None, "runner_up_family": r.family if r else None, "speedup": a.speedup,
             "dropped": {c.backend: dropped_reason(c, w) for c in a.dropped},
             "other_modes": {f"{c.backend} ({c.device})": other_mode(c, w) for c in a.other_modes},
-            "dropped_detail": [detail(c, w) for c in a.dropped],
-            "other_detail": [detail(c, w) for c in a.other_modes]}
+            "dropped_detail": [detail(c, w, a.dtype) for c in a.dropped],
+            "other_detail": [detail(c, w, a.dtype) for c in a.other_modes]}
 
 
-def detail(c, winner) -> dict:
-    """Candidate ``c`` beside the winner, as figures: backend, implementation, device (with its math mode),
-    ``speed_vs_winner`` (the winner's time ÷ ``c``'s: above 1 ``c`` is faster; NaN without a winner), its worst error
-    (``max_err_eps``, ``ratio`` × faithful), how its time was had, and why it does not qualify (``fails``, "" when
-    it does)."""
+def detail(c, winner, dtype: str) -> dict:
+    """Candidate ``c`` (of ``dtype``) beside the winner, as figures: backend, implementation, device (with its math
+    mode), ``speed_vs_winner`` (the winner's time ÷ ``c``'s: above 1 ``c`` is faster; NaN without a winner), its
+    worst error (``max_err_eps`` in eps of ``eps_unit``, the precision of its math mode: ``tf32`` for float32 in a
+    TF32 mode; ``ratio`` × faithful), how its time was had, and why it does not qualify (``fails``, "" when it
+    does)."""
     return {"backend": c.backend, "implementation": c.implementation, "device": c.device,
             "speed_vs_winner": winner.time_s / c.time_s if winner else math.nan, "max_err_eps": c.max_err_eps,
-            "ratio": c.ratio, "how": c.how, "fails": c.fails}
+            "eps_unit": tolerance.precision(dtype, str(c.math_mode or "ieee")), "ratio": c.ratio, "how": c.how,
+            "fails": c.fails}
 
 
 def dropped_reason(c, winner) -> str:
