@@ -4,8 +4,9 @@
   :mod:`.benchmark_rows` (asv results, read by :mod:`seqbench.results.asv_files`) and
   :mod:`.conformance_rows`, with :mod:`.peaks` (rooflines) and :mod:`.training` (the embedding trainers);
 * :mod:`.select`: per workload, the fastest conforming backend, the runner-up, what was dropped and why;
-* :mod:`.render`: the report's sections, with :mod:`.tables` and :mod:`.plots`, written by :mod:`.pages` as
-  Markdown and a single-file HTML page;
+* :mod:`.render`: the report's sections, with :mod:`.tables` and :mod:`.plots` (:mod:`.beside`: what stands
+  beside a winner, in words; :mod:`.pareto`: speed against accuracy; :mod:`.tradeoffs`: that section and how far
+  to trust an estimate), written by :mod:`.pages` as Markdown and a single-file HTML page;
 * :mod:`.cli`: ``seqbench report`` and ``seqbench select``;
 * :mod:`.browser`: load a page in headless Chromium (console errors, images, screenshot).
 

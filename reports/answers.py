@@ -4,6 +4,9 @@ runner-up, what was dropped with what it would have given, the device's other ma
 from __future__ import annotations
 
 import datetime
+import math
+
+from seqbench.precision import tolerance
 
 from . import peaks
 from .benchmark_rows import throughput_unit
@@ -87,6 +90,39 @@ def evidence(c) -> list[str]:
         lines.append(f"also measured in {other['source']} (commit {str(other['commit'])[:8]}): "
                      f"{other['time_s'] * 1e3:.4g} ms, ×{other['time_s'] / c.time_s:.2f} this answer's")
     return lines
+
+
+#: the winner's figures a row of :func:`as_row` carries
+ROW_FIELDS = ("time_s", "throughput", "gflops", "roofline_fraction", "max_err_eps", "ratio", "peak_memory")
+
+
+def as_row(a, variant) -> dict:
+    """An answer as a row of :func:`.select.recommendations` (the workload's keys aside): the winner, its family and
+    the other paths of it, the verdict, the runner-up (fastest other family), what was dropped and the device's other
+    math modes, each as text (``dropped``, ``other_modes``) and as figures (``dropped_detail``, ``other_detail``:
+    lists of :func:`detail`). ``variant`` is the workload's equation variant, said when nothing wins."""
+    w, r = a.winner, a.runner_up
+    return {"device": a.device, "device_name": a.device_name, "variant": w.variant if w else variant,
+            "winner": w.backend if w else None, "family": w.family if w else None, "verdict": a.verdict,
+            **{c: getattr(w, c) if w else math.nan for c in ROW_FIELDS},
+            "peak_source": w.peak_source if w else None, "paths": w.paths if w else {},
+            "runner_up": r.backend if r else None, "runner_up_family": r.family if r else None, "speedup": a.speedup,
+            "dropped": {c.backend: dropped_reason(c, w) for c in a.dropped},
+            "other_modes": {f"{c.backend} ({c.device})": other_mode(c, w) for c in a.other_modes},
+            "dropped_detail": [detail(c, w, a.dtype) for c in a.dropped],
+            "other_detail": [detail(c, w, a.dtype) for c in a.other_modes]}
+
+
+def detail(c, winner, dtype: str) -> dict:
+    """Candidate ``c`` (of ``dtype``) beside the winner, as figures: backend, implementation, device (with its math
+    mode), ``speed_vs_winner`` (the winner's time ÷ ``c``'s: above 1 ``c`` is faster; NaN without a winner), its
+    worst error (``max_err_eps`` in eps of ``eps_unit``, the precision of its math mode: ``tf32`` for float32 in a
+    TF32 mode; ``ratio`` × faithful), how its time was had, and why it does not qualify (``fails``, "" when it
+    does)."""
+    return {"backend": c.backend, "implementation": c.implementation, "device": c.device,
+            "speed_vs_winner": winner.time_s / c.time_s if winner else math.nan, "max_err_eps": c.max_err_eps,
+            "eps_unit": tolerance.precision(dtype, str(c.math_mode or "ieee")), "ratio": c.ratio, "how": c.how,
+            "fails": c.fails}
 
 
 def dropped_reason(c, winner) -> str:

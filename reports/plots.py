@@ -3,7 +3,9 @@
 * time against seq_len and against hidden size, per backend (log axes);
 * conformance error (in eps) against T, per dtype;
 * gradient norm ``||dL/dh_t||`` against t for RNN/LSTM/GRU (the reference diagnostic);
-* where each backend wins over (T, B).
+* where each backend wins over (T, B);
+* speed against accuracy: each backend (and math mode) at its worst error and its speed against the winner, the
+  Pareto frontier drawn (:mod:`.pareto`).
 
 A backend that fails conformance is drawn dashed and labelled so; it never wins a cell.
 """
@@ -21,7 +23,8 @@ import pandas as pd  # noqa: E402
 
 from seqbench import catalog, reference  # noqa: E402
 
-from .select import fastest, shape_keys  # noqa: E402
+from . import pareto  # noqa: E402
+from .select import Rule, fastest, shape_keys  # noqa: E402
 
 MAX_OPS = 6  # panels per figure
 LABELS = {"T": "sequence length T", "H": "hidden size H", "B": "batch B"}
@@ -167,9 +170,62 @@ def win_map(table: pd.DataFrame) -> list:
     return figures
 
 
-def all_figures(results) -> list:
+def speed_vs_error(table: pd.DataFrame, rule: Rule = Rule()) -> list:
+    """Per (machine, device kind, dtype), one panel per op: each backend and math mode at x = its worst error (eps of
+    the dtype, log scale) and y = its speed against the fastest qualifying backend (:func:`.pareto.points`: geometric
+    mean), filled where it conforms, hollow where not, a square for a math mode other than the device's default;
+    the Pareto frontier as a staircase; the rule's cap, if any, as a dashed line. Points without an error are
+    named in the panel."""
+    points = pareto.points(table, rule)
+    figures = []
+    palette = colours(points["backend"])
+    for (machine, device, dtype), group in points.groupby(pareto.FIGURE, sort=True):
+        ops = group["op"].value_counts().index.tolist()[:MAX_OPS]
+        fig, axes = _panels(len(ops), 5.0, 3.8)
+        for ax, op in zip(axes, ops):
+            here = group[group["op"] == op]
+            known = here[here["max_err_eps"].notna()]
+            for _, r in known.iterrows():
+                colour = palette[r["backend"]]
+                ax.scatter(r["max_err_eps"], r["speed"], s=42, marker="s" if ":" in r["device"] else "o",
+                           edgecolors=colour, facecolors=colour if r["conforms"] else "none", linewidths=1.5)
+                mode = r["device"].partition(":")[2]
+                ax.annotate(r["backend"] + (f" ({mode})" if mode else ""), (r["max_err_eps"], r["speed"]),
+                            textcoords="offset points", xytext=(4, 3), fontsize=7)
+            line = known[known["frontier"]].sort_values("max_err_eps")
+            ax.step(line["max_err_eps"], line["speed"], where="post", color="0.4", lw=1, zorder=0)
+            if rule.max_error_eps is not None:
+                ax.axvline(rule.max_error_eps, color="0.3", ls="--", lw=1)
+            ax.axhline(1.0, color="0.7", lw=0.8, zorder=0)
+            missing = sorted(set(here.loc[here["max_err_eps"].isna(), "backend"] + here.loc[
+                here["max_err_eps"].isna(), "device"].map(lambda d: f" ({d})" if ":" in d else "")))
+            if missing:
+                ax.text(0.02, 0.02, "no error measured: " + ", ".join(missing), transform=ax.transAxes, fontsize=7)
+            ax.set_xscale("symlog", linthresh=1.0)
+            ax.set_yscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_plain))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_plain))
+            ax.set(xlim=(0, max(10.0, 4 * known["max_err_eps"].max()) if len(known) else 10.0),
+                   xlabel="worst error (eps of the dtype)", ylabel="speed ÷ winner's (geo. mean)", title=op)
+            ax.grid(True, which="both", alpha=0.3)
+        title = f"{machine} · {device} · {dtype}"
+        fig.suptitle(f"speed against accuracy — {title}\nfilled: conforms, hollow: does not; square: other math mode",
+                     fontsize=9)
+        fig.tight_layout()
+        figures.append((f"{pareto.NAME}_{_slug(title)}", f"Speed against accuracy: {title}", fig))
+    return figures
+
+
+def _plain(value: float, _=None) -> str:
+    """A log axis's tick as a plain number, a minor tick only at 2, 3 and 5 times a power of ten."""
+    digit = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0
+    return f"{value:g}" if round(digit) in (1, 2, 3, 5) and abs(digit - round(digit)) < 1e-6 else ""
+
+
+def all_figures(results, rule: Rule = Rule()) -> list:
     table = results.benchmarks
-    return (time_vs(table, "T") + time_vs(table, "H") + win_map(table)
+    return (time_vs(table, "T") + time_vs(table, "H") + win_map(table) + speed_vs_error(table, rule)
             + error_vs_T(results.conformance) + gradient_norms())
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from seqbench import catalog
 
-from . import conformance_rows, load, plots, select, tables, training
+from . import beside, conformance_rows, load, pareto, plots, select, tables, tradeoffs, training
 from .pages import html_page, markdown
 
 
@@ -37,7 +37,7 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rul
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     figures = []
-    for name, title, fig in plots.all_figures(results):
+    for name, title, fig in plots.all_figures(results, rule or select.Rule()):
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=90)
         plots.plt.close(fig)
@@ -63,8 +63,9 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
         ("h1", "seqbench: backend selection report"),
         ("p", f"Generated {now} from {', '.join(str(d) for d in dirs)}: {len(table)} benchmark measurements, "
               f"{len(results.conformance)} conformance checks. Per workload (machine, device, op, dtype, shape), "
-              "the fastest backend among those that conform to the float64 reference; a backend that fails "
-              "conformance, or was never checked, is never recommended."),
+              f"the fastest backend among those that qualify (rule: {rule}; errors against the float64 "
+              "reference); a backend that does not, or was never checked, is never recommended, and is listed "
+              "with what it would have given."),
     ]
     blocks += answer_blocks(recs)
     if dashboard_link:
@@ -74,15 +75,25 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
     blocks += [("h2", "Machines and devices"), ("table", tables.machines_table(results))]
     if not recs.empty:
         blocks += [("h2", "Every measured workload"), ("p", (
+            "fastest = the kernel family that wins and the path of it taken; verdict = wins (significantly "
+            "faster than the runner-up by asv's test), tie (within noise: both named), untested (one sample "
+            "each: no test); runner-up = the fastest other family; "
             "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over min(peak, intensity x "
             "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak, else a datasheet "
             "figure or an estimate (marked); error = largest conformance error of the winner for this op, in eps "
             "of the dtype; x faithful = that error over the error of a faithful implementation in the same "
-            "precision (about 1: as accurate as a plain implementation of the equations).")),
+            "precision (about 1: as accurate as a plain implementation of the equations); other math modes = the "
+            "device's other modes (TF32) beside the winner, their speed, error and whether they qualify; dropped = "
+            "backends that do not qualify, with their speed against the winner and error (full text below).")),
                    ("wide", tables.recommendations_table(recs))]
-    dropped = tables.dropped_table(table, checks)
+    dropped = tables.dropped_table(recs, checks, rule)
     blocks.append(("h2", "Backends dropped, and why"))
-    blocks.append(("wide", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
+    blocks += [("p", f"Per machine, backend, device, dtype and op that does not qualify (rule: {rule}): what it "
+                     "would have given over the workloads where it was measured beside a winner (its speed against the "
+                     "winner's, and its worst error in eps and as a multiple of a faithful implementation's), and "
+                     "the rule it failed."), ("wide", dropped)] if len(dropped) else [
+        ("p", "None: every measured backend qualifies.")]
+    blocks += tradeoffs.speed_vs_accuracy(figures, rule) + tradeoffs.trust(table)
     if len(checks):
         outliers = conformance_rows.accuracy_outliers(checks)
         blocks += [("h2", "Accuracy outliers"), ("p", (
@@ -109,7 +120,7 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
                                                              "test_id", "reason"]])]
     blocks += training.blocks(results.training)
     blocks.append(("h2", "Plots"))
-    blocks += [("figure", title, name, png) for name, title, png in figures]
+    blocks += [("figure", title, name, png) for name, title, png in figures if not name.startswith(pareto.NAME)]
     blocks += [("h2", "Method"), ("p", METHOD), ("table", tables.peaks_table())]
     return blocks
 
@@ -120,7 +131,14 @@ METHOD = (
     "model (a backward pass counted as twice the forward; a recurrent benchmark without an input size uses I = H). "
     "Roofline peaks are the vendors' dense datasheet figures for the dtype and math mode in effect (TF32 when "
     "recorded); a CPU's peak is an estimate from its core count; unknown devices get no roofline number. "
-    "A requested shape that was not measured is answered from the nearest measured one, and says so."
+    "A backend qualifies if it conforms (the strict verdict of the conformance suite), or, with "
+    "`--max-error-eps N`, if its worst error on the op, device and dtype is at most N eps of the dtype; the paths "
+    "of one kernel family count as one answer, named by the fastest path. The winner wins where asv's test on the "
+    "kept samples finds it significantly faster than the runner-up; otherwise the answer is a tie that names both "
+    "(or untested, where single samples cannot be tested). A requested shape that was not measured "
+    "(`seqbench select`) is interpolated, log-log, between the measured neighbours that surround it on every axis, "
+    "and says so (how good that is: \"How far to trust an estimate\"); outside the measured range nothing is named "
+    "unless `--extrapolate` is asked, and the answer is marked extrapolated."
 )
 
 
@@ -128,22 +146,29 @@ FAMILIES = {"recurrent": "recurrent cells and networks", "embedding": "word embe
 
 
 def answer_blocks(recs: pd.DataFrame) -> list[tuple]:
-    """The answer first: per machine and device, one sentence per workload family and dtype (which conforming
-    backend is fastest in how many measured workloads), then the table of wins per op."""
+    """The answer first: per machine and device, one sentence per workload family and dtype (which qualifying
+    kernel family is fastest in how many measured workloads, by which path, at what error; the verdicts; the
+    device's other math modes; what was dropped and what it would have given), then the table of wins per op."""
     blocks = [("h2", "Recommendations")]
     if recs.empty:
         return blocks + [("p", "No benchmark results found: this report shows conformance only "
                                "(run `seqbench bench` or `seqbench run` for timings).")]
     family = recs["op"].map(lambda op: (catalog.ops()[op].family if op in catalog.ops() else "other"))
+    others, dropped = beside.details(recs, "other_detail"), beside.details(recs, "dropped_detail")
     for (machine, device), group in recs.groupby(["machine", "device"], sort=True):
         name = group["device_name"].dropna()
         blocks.append(("h3", f"{device} on {machine}" + (f" ({name.iloc[0]})" if len(name) else "")))
         for (fam, dtype), part in group.groupby([family[group.index], "dtype"], sort=True):
-            wins = part["winner"].fillna("no conforming backend").value_counts()
-            ops = {b: sorted(set(part.loc[part["winner"] == b, "op"])) for b in wins.index}
-            said = ", ".join(f"{b} in {n}" + (f" ({', '.join(ops[b])})" if ops[b] else "") for b, n in wins.items())
-            blocks.append(("p", f"{FAMILIES.get(fam, fam).capitalize()}, {dtype}: of {len(part)} measured workloads "
-                                f"the fastest conforming backend is {said}; speed-up over the runner-up "
-                                f"{tables.speedup_range(part['speedup'])}."))
+            n = len(part)
+            modes = others[others["row"].isin(part.index)].groupby(["backend", "device"], sort=True)
+            off = dropped[dropped["row"].isin(part.index)].groupby("backend", sort=True)
+            blocks.append(("p", " ".join([
+                f"{FAMILIES.get(fam, fam).capitalize()}, {dtype}: of {n} measured workloads the fastest qualifying "
+                f"kernel family is {beside.wins(part, ops=True)}.",
+                f"Verdicts: {beside.verdicts(part)}; " + (
+                    f"speed-up over the runner-up {tables.speedup_range(part['speedup'])}."
+                    if part["speedup"].notna().any() else "no runner-up (no other family qualifies)."),
+                *([f"Other math modes: {'; '.join(beside.summed(g, True, n) for _, g in modes)}."] if len(modes) else []),
+                *([f"Dropped: {'; '.join(beside.summed(g, of=n) for _, g in off)}."] if len(off) else [])])))
         blocks.append(("table", tables.glance_table(group)))
     return blocks

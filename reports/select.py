@@ -28,7 +28,6 @@ Every candidate names its evidence: results folder, machine, commit and date.
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 
@@ -37,7 +36,7 @@ from seqbench.backends import registry
 from seqbench.catalog.axes import SHAPE_KEYS
 
 from . import estimate
-from .answers import dropped_reason, other_mode
+from .answers import as_row
 from .candidates import Answer, Rule, as_size, blank_answer, candidate, decide, device_kind, primary_mode
 
 #: What identifies a workload in the tidy table (the shape keys follow); ``device`` is the device kind, its
@@ -63,8 +62,8 @@ def fastest(rows: pd.DataFrame, rule: Rule = Rule()) -> Answer:
 
 
 def recommendations(table: pd.DataFrame, rule: Rule = Rule()) -> pd.DataFrame:
-    """One row per measured workload: winner, verdict, runner-up, speed-up, accuracy, what was dropped (with its
-    speed and error), the device's other math modes."""
+    """One row per measured workload (:func:`.answers.as_row`): winner, verdict, runner-up, speed-up, accuracy, what
+    was dropped (with its speed and error), the device's other math modes."""
     if table.empty:
         return pd.DataFrame()
     rows, flagged = prepare(table)
@@ -73,19 +72,7 @@ def recommendations(table: pd.DataFrame, rule: Rule = Rule()) -> pd.DataFrame:
     for key, group in rows.groupby(WORKLOAD + keys, dropna=False, sort=True):
         info = dict(zip(WORKLOAD + keys, key))
         answer = fastest(group, rule)
-        winner, runner = answer.winner, answer.runner_up
-        out.append({
-            **{k: v for k, v in info.items() if k != "device_kind"}, "device": answer.device,
-            "device_name": answer.device_name, "variant": winner.variant if winner else group["variant"].iloc[0],
-            "winner": winner.backend if winner else None, "family": winner.family if winner else None,
-            "verdict": answer.verdict, **{c: getattr(winner, c) if winner else math.nan for c in (
-                "time_s", "throughput", "gflops", "roofline_fraction", "max_err_eps", "ratio", "peak_memory")},
-            "peak_source": winner.peak_source if winner else None,
-            "paths": winner.paths if winner else {},
-            "runner_up": runner.backend if runner else None, "speedup": answer.speedup,
-            "dropped": {c.backend: dropped_reason(c, winner) for c in answer.dropped},
-            "other_modes": {f"{c.backend} ({c.device})": other_mode(c, winner) for c in answer.other_modes},
-        })
+        out.append({**{k: v for k, v in info.items() if k != "device_kind"}, **as_row(answer, group["variant"].iloc[0])})
     return pd.DataFrame(out)
 
 

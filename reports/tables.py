@@ -4,13 +4,13 @@ equation variants and roofline peaks, as pandas frames of display strings; and h
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import pandas as pd
 
 from seqbench.catalog.axes import SHAPE_KEYS
+from seqbench.precision import tolerance
 
-from . import peaks
+from . import beside, peaks
 from .benchmark_rows import throughput_unit
 
 
@@ -30,16 +30,21 @@ def machines_table(results) -> pd.DataFrame:
 
 
 def glance_table(recs: pd.DataFrame) -> pd.DataFrame:
-    """Per (machine, device, op, dtype, pass): how many measured shapes each backend wins, and what was dropped."""
+    """Per (machine, device, op, dtype, pass): how many measured shapes each kernel family wins (by which path), the
+    winners' worst error, the verdicts, the speed-up over the runner-up, the device's other math modes and what was
+    dropped (speed against the winner and worst error over the workloads)."""
     rows = []
+    others, dropped = beside.details(recs, "other_detail"), beside.details(recs, "dropped_detail")
     for key, group in recs.groupby(["machine", "device", "op", "dtype", "kind"], sort=True):
-        wins = group["winner"].fillna("none conforms").value_counts()
-        counts = Counter((b, short_reason(r)) for d in group["dropped"] for b, r in d.items())
-        dropped = {b: r + ("" if n == len(group) else f" at {n}/{len(group)}") for (b, r), n in counts.items()}
+        n, at, off = len(group), others["row"].isin(group.index), dropped["row"].isin(group.index)
         rows.append({**dict(zip(["machine", "device", "op", "dtype", "pass"], key)),
-                     "wins (of measured shapes)": ", ".join(f"{b} {n}/{len(group)}" for b, n in wins.items()),
+                     "wins (of measured shapes)": beside.wins(group),
+                     "verdicts": beside.verdicts(group),
                      "speed-up over runner-up": speedup_range(group["speedup"]),
-                     "dropped": ", ".join(f"{b} ({r})" for b, r in sorted(dropped.items())) or "—"})
+                     "other math modes": "; ".join(beside.summed(g, True, n) for _, g in others[at].groupby(
+                         ["backend", "device"], sort=True)) or "—",
+                     "dropped": "; ".join(beside.summed(g, of=n) for _, g in dropped[off].groupby("backend", sort=True))
+                     or "—"})
     return pd.DataFrame(rows)
 
 
@@ -53,12 +58,16 @@ def speedup_range(values: pd.Series) -> str:
 
 
 def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
+    """Every measured workload: the winner (family and path), verdict, speed, accuracy, runner-up, the device's other
+    math modes and what was dropped, in short."""
     keys = [k for k in SHAPE_KEYS if k in recs]
     return pd.DataFrame({
         "machine": recs["machine"], "device": recs["device"], "op": recs["op"], "variant": recs["variant"],
         "dtype": recs["dtype"], "pass": recs["kind"],
         "shape": [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in recs.iterrows()],
-        "fastest conforming": recs["winner"].fillna("none conforms"),
+        "fastest": [beside.path(f, w, p) if isinstance(w, str) else "none qualifies"
+                    for f, w, p in zip(recs["family"], recs["winner"], recs["paths"])],
+        "verdict": [beside.verdict(r) for _, r in recs.iterrows()],
         "time": recs["time_s"].map(fmt_time),
         "throughput": [f"{fmt_si(v)} {throughput_unit(op)}" if v == v else "—"
                        for v, op in zip(recs["throughput"], recs["op"])],
@@ -67,25 +76,40 @@ def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
         "error (eps)": recs["max_err_eps"].map(lambda v: fmt(v, "{:.3g}")),
         "x faithful": recs["ratio"].map(lambda v: fmt(v, "{:.2g}")),
         "peak memory": recs["peak_memory"].map(fmt_bytes),
-        "runner-up": recs["runner_up"].fillna("—"),
+        "other paths (time ÷ winner's)": recs["paths"].map(
+            lambda p: ", ".join(f"{b} ×{r:.3g}" for b, r in sorted(p.items(), key=lambda kv: kv[1])) or "—"),
+        "runner-up": [beside.path(f, b) for f, b in zip(recs["runner_up_family"], recs["runner_up"])],
         "speed-up": recs["speedup"].map(lambda v: fmt(v, "×{:.2f}")),
-        "dropped": recs["dropped"].map(lambda d: ", ".join(f"{b} ({short_reason(r)})" for b, r in sorted(d.items()))),
+        "other math modes": recs["other_detail"].map(lambda ds: "; ".join(beside.one(d, True) for d in ds) or "—"),
+        "dropped": recs["dropped_detail"].map(lambda ds: "; ".join(beside.one(d) for d in ds) or "—"),
     })
 
 
-def dropped_table(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
-    """Every (machine, backend, device, dtype, op) that fails conformance or was measured without a check."""
+def dropped_table(recs: pd.DataFrame, checks: pd.DataFrame, rule) -> pd.DataFrame:
+    """Every (machine, backend, device, dtype, op) that does not qualify under ``rule`` (a
+    :class:`.select.Rule`): over the workloads where it was measured beside a winner, its speed against the winner
+    and its worst error, and the rule it failed in full; those checked but never benchmarked from ``checks``."""
     rows = {}
-    if len(checks):
-        for _, r in checks[~checks["conformance_passed"].astype(bool)].iterrows():
-            rows[(r["machine"], r["backend"], r["devkey"], r["dtype"], r["op"])] = r["conformance_reason"]
-    if len(table):
-        unchecked = table[table["conformance_passed"].map(lambda v: v is not True)]
-        for _, r in unchecked.iterrows():
-            key = (r["machine"], r["backend"], str(r["device"]).split(":")[0], r["dtype"], r["op"])
-            rows.setdefault(key, r["conformance_reason"])
-    return pd.DataFrame([{"machine": m, "backend": b, "device": d, "dtype": t, "op": o, "why": why}
-                         for (m, b, d, t, o), why in sorted(rows.items())])
+    for column in ("dropped_detail", "other_detail"):
+        found = beside.details(recs, column)
+        found = found[found["fails"] != ""]
+        for key, group in found.groupby(["machine", "backend", "device", "dtype", "op"], sort=True):
+            rows[key] = {"implementation": group["implementation"].iloc[0], "workloads": len(group),
+                         "speed vs the winner": beside.speed_range(group["speed_vs_winner"]),
+                         "worst error": beside.error(group["max_err_eps"].max(), group["ratio"].max(),
+                                                     group["eps_unit"].iloc[0]),
+                         "why": "; ".join(dict.fromkeys(group["fails"]))}
+    for _, r in checks.iterrows() if len(checks) else []:
+        key = (r["machine"], r["backend"], r["devkey"], r["dtype"], r["op"])
+        fails = rule.judge(r)
+        if fails and key not in rows:
+            rows[key] = {"implementation": None, "workloads": 0, "speed vs the winner": "not benchmarked",
+                         "worst error": beside.error(r["max_err_eps"], r.get("ratio", math.nan), tolerance.precision(
+                             r["dtype"], str(r.get("math_mode") or "ieee"))), "why": fails}
+    return pd.DataFrame([{"machine": m, "device": d, "dtype": t, "op": o,
+                          "backend": f"{b} ({e['implementation']})" if e["implementation"] else b,
+                          **{k: v for k, v in e.items() if k != "implementation"}}
+                         for (m, b, d, t, o), e in sorted(rows.items())])
 
 
 def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:
@@ -150,14 +174,6 @@ def peaks_table() -> pd.DataFrame:
     return pd.DataFrame([{"device": p.name, "match": " + ".join(n), "FP64 GFLOP/s": p.fp64, "FP32": p.fp32,
                           "TF32": p.tf32, "FP16/BF16": p.fp16, "GB/s": p.bandwidth, "source": p.source}
                          for n, p in peaks.GPUS])
-
-
-def short_reason(reason: str) -> str:
-    if reason.startswith("fails conformance"):
-        return "fails conformance"
-    if reason.startswith("no conformance"):
-        return "not checked"
-    return "not measured" if "no time" in reason else reason.split(":")[0]
 
 
 # --- formatting ---------------------------------------------------------------------------------

@@ -200,8 +200,10 @@ def summary(groups, outcomes, sweeps, results, page, timings) -> str:
 
 def recommendations(results: Path, limit: int = 24) -> list[str]:
     """The fastest conforming backend for the main workloads: per device, op and pass, float32, at the
-    smallest and the largest measured shape."""
-    from .reports import load, select
+    smallest and the largest measured shape: the kernel family and path, the verdict, the time, the winner's worst
+    error, the runner-up family and the speed-up; then, over those workloads, the backends dropped and the
+    device's other math modes, each with its speed against the winner, its error and the rule it failed."""
+    from .reports import beside, load, select
 
     table = load.load([results]).benchmarks
     recs = select.recommendations(table)
@@ -212,14 +214,25 @@ def recommendations(results: Path, limit: int = 24) -> list[str]:
     picked = []
     for _, group in recs.groupby(["device", "op", "kind"], sort=True):
         size = group[keys].fillna(1).prod(axis=1)
-        picked += [group.loc[i] for i in dict.fromkeys([size.idxmin(), size.idxmax()])]
+        picked += list(dict.fromkeys([size.idxmin(), size.idxmax()]))
+    picked = recs.loc[picked[:limit]]
     body = []
-    for r in picked[:limit]:
+    for _, r in picked.iterrows():
         shape = " ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k])
-        winner = r["winner"] or "none conforms"
         time_s = f"{r['time_s'] * 1e3:.3g} ms" if r["time_s"] == r["time_s"] else "-"
-        faster = f"x{r['speedup']:.2f} over {r['runner_up']}" if r["runner_up"] else "-"
-        body.append([r["device"], r["op"], r["kind"], shape, winner, time_s, faster])
-    more = [f"... {len(picked) - limit} more in the report"] if len(picked) > limit else []
-    return ["Fastest conforming backend (float32; smallest and largest measured shape):",
-            console.table(body, ["device", "op", "pass", "shape", "fastest", "time", "speed-up"]), *more]
+        faster = f"x{r['speedup']:.2f} over {beside.path(r['runner_up_family'], r['runner_up'])}" \
+            if isinstance(r["runner_up"], str) else "-"
+        error = beside.error(r["max_err_eps"], r["ratio"]) if isinstance(r["winner"], str) else "-"
+        body.append([r["device"], r["op"], r["kind"], shape, beside.path(r["family"], r["winner"], r["paths"])
+                     if isinstance(r["winner"], str) else "none conforms", beside.verdict(r), time_s, error, faster])
+    more = [f"... {len(recs) - len(picked)} more workloads in the report"] if len(recs) > len(picked) else []
+    lines = ["Fastest conforming backend (float32; smallest and largest measured shape):",
+             console.table(body, ["device", "op", "pass", "shape", "fastest", "verdict", "time", "worst error",
+                                  "speed-up"]), *more]
+    for column, title in (("other_detail", "Other math modes"), ("dropped_detail", "Dropped")):
+        found = beside.details(picked, column)
+        for (device, backend), group in found.groupby(["device", "backend"], sort=True):
+            ops = ", ".join(sorted(set(group["op"])))
+            lines.append(f"{title}: {beside.summed(group, with_device=True)} ({ops}; "
+                         f"{len(group)} of the workloads above)")
+    return lines

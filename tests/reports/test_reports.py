@@ -234,10 +234,12 @@ def test_report_files_and_content(results_dir, tmp_path, capsys):
     # the fast non-conforming backend is never recommended, and the report says why it was dropped
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| gpubox | cuda | lstm | notes")]
     assert len(rows) == 12 and all(r[7] in ("torch", "jax") for r in rows)
-    dropped = md[md.index("## Backends dropped"):md.index("## Accuracy outliers")]
-    assert "| gpubox | cupy | cuda | float32 | lstm | fails conformance: 2 of 6 checks" in dropped
-    assert "| gpubox | torch-compile | cuda | float32 | lstm | no conformance results" in dropped
-    assert "| gpubox | cupy | cuda | float32 | gru |" not in dropped  # cupy conforms for gru
+    dropped = md[md.index("## Backends dropped"):md.index("## Speed against accuracy")]
+    assert f"| gpubox | cuda | float32 | lstm | cupy ({load.implementation('cupy')}) | 12 | ×2–×2.4 faster | " \
+           "5e+03 eps = 2.5e+03× faithful | fails conformance: 2 of 6 checks" in dropped
+    assert f"| gpubox | cuda | float32 | lstm | torch-compile ({load.implementation('torch-compile')}) | 12 | " \
+           "×1.25–×1.5 faster | no error measured | no conformance results" in dropped
+    assert "| gpubox | cuda | float32 | gru | cupy" not in dropped  # cupy conforms for gru
     assert "(report.csv)" not in md and (report / "benchmarks.csv").stat().st_size > 0
     # accuracy beside speed: the ratio to a faithful implementation, and the conforming backend far worse than the best
     outliers = md[md.index("## Accuracy outliers"):md.index("## Conformance")]
