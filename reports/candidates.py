@@ -10,7 +10,7 @@ from seqbench import catalog
 
 from . import estimate, noise
 from .benchmark_rows import PASS_FLOPS
-from .conformance_rows import conforms
+from .conformance_rows import conforms, in_dtype_eps
 
 #: asv's statistics of a time, kept with a candidate to test it against another
 NOISE = ("samples", "ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")
@@ -31,11 +31,11 @@ class Rule:
                 return ""
             return row.get("conformance_reason") or ("fails conformance" if passed is False
                                                      else "no conformance results")
-        err = row.get("max_err_eps")
+        err = in_dtype_eps(row)  # a TF32 check counts its error in eps of tf32: compared in eps of float32
         if not (isinstance(err, (int, float)) and math.isfinite(err)):
             return f"no finite error measured (conformance: {row.get('conformance_reason') or 'none'})"
         cap = self.max_error_eps
-        return "" if err <= cap else f"worst error {err:.3g} eps is over --max-error-eps {cap:g}"
+        return "" if err <= cap else f"worst error {err:.3g} eps of {row.get('dtype')} is over --max-error-eps {cap:g}"
 
     def __str__(self) -> str:
         return ("conforms (strict verdict)" if self.max_error_eps is None

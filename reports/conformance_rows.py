@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from seqbench.precision import tolerance
 from seqbench.results import records as results
 
 CHECK_KEYS = ["machine", "backend", "devkey", "dtype", "op"]
@@ -149,6 +150,15 @@ def conforms(row) -> bool | None:
     """A tidy row's conformance verdict: True, False, or None when it was never checked."""
     passed = row.get("conformance_passed")
     return None if passed is None or passed != passed else bool(passed)
+
+
+def in_dtype_eps(row) -> float:
+    """A tidy row's ``max_err_eps`` in eps of its dtype (it is in eps of its math mode's precision)."""
+    unit = tolerance.precision(str(row["dtype"]), str(row.get("math_mode") or "ieee"))
+    store = tolerance.storage(unit)
+    if unit == store or unit not in tolerance.EPS or store not in tolerance.EPS:
+        return row["max_err_eps"]
+    return row["max_err_eps"] * tolerance.EPS[unit] / tolerance.EPS[store]
 
 
 def devkey(device) -> str:

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from seqbench.catalog.axes import SHAPE_KEYS
-
 from . import noise
 
 #: what a point's time rests on
@@ -130,40 +128,3 @@ def summary(table: pd.DataFrame, keys: list[str]) -> dict:
     return {"points": len(held), "median_error": float(error.median()), "p90_error": float(error.quantile(0.9)),
             "winner_shapes": shapes, "winner_agree": agree,
             "significant_shapes": shapes_sig, "significant_agree": agree_sig}
-
-
-def holdout_table(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summary` per machine and device kind, as the README and the report show it."""
-    keys = [k for k in SHAPE_KEYS if k in table and table[k].notna().any()]
-    rows = []
-    kinds = table["device"].astype(str).str.split(":").str[0]
-    for (machine, device), group in table.groupby([table["machine"], kinds], sort=True):
-        s = summary(group, keys)
-        if not s["points"]:
-            continue
-        rows.append({"machine": machine, "device": device, "held-out points": s["points"],
-                     "median time error": f"{s['median_error']:.0%}", "90th percentile": f"{s['p90_error']:.0%}",
-                     "fastest family predicted": _share(s["winner_agree"], s["winner_shapes"]),
-                     "… where the measured win is significant": _share(s["significant_agree"],
-                                                                      s["significant_shapes"])})
-    return pd.DataFrame(rows)
-
-
-def _share(agree: int, of: int) -> str:
-    return f"{agree}/{of} ({agree / of:.0%})" if of else "—"
-
-
-def main(argv=None) -> None:
-    """``python -m seqbench.reports.estimate [RESULTS_DIR ...]``: the hold-one-out table of the results (default:
-    the committed ``results``) in Markdown."""
-    import sys
-
-    from . import load
-    from .pages import markdown_table
-
-    dirs = (sys.argv[1:] if argv is None else argv) or ["results"]
-    print(markdown_table(holdout_table(load.load(dirs).benchmarks)).strip())
-
-
-if __name__ == "__main__":
-    main()

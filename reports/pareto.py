@@ -17,10 +17,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from seqbench.precision import tolerance
-
 from . import select
-from .conformance_rows import conforms
+from .conformance_rows import conforms, in_dtype_eps
 
 #: what the names of the speed-against-accuracy figures start with (the report gives them their own section)
 NAME = "speed_vs_error"
@@ -68,15 +66,6 @@ def frontier(group: pd.DataFrame) -> list:
             kept.append(i)
             best = r["speed"]
     return kept
-
-
-def in_dtype_eps(row) -> float:
-    """A tidy row's ``max_err_eps`` in eps of its dtype (it is in eps of its math mode's precision)."""
-    unit = tolerance.precision(str(row["dtype"]), str(row.get("math_mode") or "ieee"))
-    store = tolerance.storage(unit)
-    if unit == store or unit not in tolerance.EPS or store not in tolerance.EPS:
-        return row["max_err_eps"]
-    return row["max_err_eps"] * tolerance.EPS[unit] / tolerance.EPS[store]
 
 
 def _kind(device) -> str:

@@ -46,7 +46,7 @@ def trust_table(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"machine": machine, "device": device, "points predicted": s["points"],
                      "median time error": f"{s['median_error']:.1%}", "90th percentile": f"{s['p90_error']:.1%}",
                      "predicted fastest = measured": _agree(s["winner_agree"], s["winner_shapes"],
-                                                            "no shape with two conforming families predicted"),
+                                                            "no shape with two families predicted"),
                      "where the win is significant": _agree(s["significant_agree"], s["significant_shapes"],
                                                             "no measured win significant by asv's test")})
     return pd.DataFrame(rows)
@@ -66,6 +66,22 @@ def trust(table: pd.DataFrame) -> list[tuple]:
         "neighbours (log-log). To see how good that is, each measured point is predicted from its neighbours along "
         "each axis as if it had not been measured, and compared with its measurement: the median and 90th "
         "percentile of |predicted ÷ measured − 1| say how far an interpolated time may be off; the last columns "
-        "say how often the family predicted fastest was the one measured fastest, at the shapes where conforming "
-        "backends of two or more families were predicted (all of them, and those where asv's test finds the "
-        "measured win significant).")), ("table", found)]
+        "say how often the family predicted fastest was the one measured fastest, at the shapes where backends "
+        "of two or more families were predicted, conforming or not (all of them, and those where asv's test finds "
+        "the measured win significant).")), ("table", found)]
+
+
+def main(argv=None) -> None:
+    """``python -m seqbench.reports.tradeoffs [RESULTS_DIR ...]``: the estimator's hold-one-out table of the
+    results (default: the committed ``results``) in Markdown, as the README and the report show it."""
+    import sys
+
+    from . import load
+    from .pages import markdown_table
+
+    dirs = (sys.argv[1:] if argv is None else argv) or ["results"]
+    print(markdown_table(trust_table(load.load(dirs).benchmarks)).strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -149,10 +149,12 @@ def test_run_on_a_tiny_grid_prints_a_short_summary(tmp_path):
                      re.M)
     # select and report read what run wrote, from the folder it works in
     answer = seqbench("select", "--op", "rnn", "--seq-len", "100000", cwd=tmp_path)
-    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert answer.returncode == 2, answer.stdout + answer.stderr  # outside the measured range: no winner named
     assert f"from {Path('seqbench-run') / 'results'}:" in answer.stdout
-    assert "outside the measured grid, so the estimate extrapolates: T=100000 is 1.56e+03x the largest measured T=64" \
+    assert "outside the measured range (T=100000 is 1.56e+03x the largest measured T=64): no winner named" \
         in answer.stdout
+    answer = seqbench("select", "--op", "rnn", "--seq-len", "100000", "--extrapolate", cwd=tmp_path)
+    assert answer.returncode == 0 and " ms EXTRAPOLATED" in answer.stdout, answer.stdout + answer.stderr
 
 
 # --- the GPU parts, through fakes: a machine whose backends list cuda and cuda:tf32 ---------------------
