@@ -20,7 +20,7 @@ import pandas as pd
 
 from seqbench import catalog
 
-from . import conformance_rows, load, plots, select, tables, training
+from . import conformance_rows, load, plausibility, plots, select, tables, training
 from .pages import html_page, markdown
 
 
@@ -80,6 +80,7 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
             "of the dtype; x faithful = that error over the error of a faithful implementation in the same "
             "precision (about 1: as accurate as a plain implementation of the equations).")),
                    ("wide", tables.recommendations_table(recs))]
+    blocks += flagged_blocks(table)
     dropped = tables.dropped_table(table, checks)
     blocks.append(("h2", "Backends dropped, and why"))
     blocks.append(("wide", dropped) if len(dropped) else ("p", "None: every measured backend conforms."))
@@ -121,6 +122,20 @@ METHOD = (
     "recorded); a CPU's peak is an estimate from its core count; unknown devices get no roofline number. "
     "A requested shape that was not measured is answered from the nearest measured one, and says so."
 )
+
+
+def flagged_blocks(table: pd.DataFrame) -> list[tuple]:
+    """The measurements the report does not believe (:mod:`.plausibility`), each with why."""
+    flagged = plausibility.flag(table)
+    return [("h2", "Flagged measurements"), ("p", (
+        "Measurements contradicting each other or measured on a drifting device, beyond the noise: a "
+        "forward_backward pass faster than its forward pass; time falling as the work grows (along one shape axis, "
+        "the catalog's FLOPs); the device's matmul rate moving by more than "
+        f"{plausibility.DRIFT:.0%} between the start and the end of the sweep (every row of the sweep). Beyond "
+        f"the noise: over {plausibility.FLAT:.0%} faster and significant by asv's test (Mann–Whitney on the "
+        "samples, else disjoint 99% confidence intervals), or, where neither can decide (one sample), over "
+        f"{plausibility.MARGIN:.0%} faster. Recommendations do not use them.")),
+        ("wide", tables.flagged_table(flagged)) if len(flagged) else ("p", "None.")]
 
 
 FAMILIES = {"recurrent": "recurrent cells and networks", "embedding": "word embeddings"}

@@ -52,12 +52,16 @@ def speedup_range(values: pd.Series) -> str:
     return f"×{low:.2f}" if abs(high - low) < 5e-3 else f"×{low:.2f} – ×{high:.2f}"
 
 
+def shapes(frame: pd.DataFrame) -> list[str]:
+    """Each row's shape as ``T=64 H=32 B=8`` (the shape keys it has a value for)."""
+    keys = [k for k in SHAPE_KEYS if k in frame]
+    return [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in frame.iterrows()]
+
+
 def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
-    keys = [k for k in SHAPE_KEYS if k in recs]
     return pd.DataFrame({
         "machine": recs["machine"], "device": recs["device"], "op": recs["op"], "variant": recs["variant"],
-        "dtype": recs["dtype"], "pass": recs["kind"],
-        "shape": [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in recs.iterrows()],
+        "dtype": recs["dtype"], "pass": recs["kind"], "shape": shapes(recs),
         "fastest conforming": recs["winner"].fillna("none conforms"),
         "time": recs["time_s"].map(fmt_time),
         "throughput": [f"{fmt_si(v)} {throughput_unit(op)}" if v == v else "—"
@@ -86,6 +90,15 @@ def dropped_table(table: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
             rows.setdefault(key, r["conformance_reason"])
     return pd.DataFrame([{"machine": m, "backend": b, "device": d, "dtype": t, "op": o, "why": why}
                          for (m, b, d, t, o), why in sorted(rows.items())])
+
+
+def flagged_table(flagged: pd.DataFrame) -> pd.DataFrame:
+    """The measurements :func:`.plausibility.flag` does not believe, with why."""
+    return pd.DataFrame({
+        "machine": flagged["machine"], "device": flagged["device"], "backend": flagged["backend"],
+        "op": flagged["op"], "dtype": flagged["dtype"], "pass": flagged["kind"], "shape": shapes(flagged),
+        "why": flagged["reason"],
+    })
 
 
 def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:
