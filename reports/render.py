@@ -75,7 +75,8 @@ def report_blocks(results, figures, dashboard_link, dirs) -> list[tuple]:
     if not recs.empty:
         blocks += [("h2", "Every measured workload"), ("p", (
             "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over min(peak, intensity x "
-            "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak, else a datasheet "
+            "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak (the better of its "
+            "rates at the start and the end of the sweep), else a datasheet "
             "figure or an estimate (marked); error = largest conformance error of the winner for this op, in eps "
             "of the dtype; x faithful = that error over the error of a faithful implementation in the same "
             "precision (about 1: as accurate as a plain implementation of the equations).")),

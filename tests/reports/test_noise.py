@@ -14,6 +14,7 @@ statistics = pytest.importorskip("asv_runner.statistics")
 from seqbench.reports import load, noise, plausibility, render  # noqa: E402
 
 FAST = [1.00, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.00, 1.02, 0.98]  # ms, 10 samples about 1 ms
+NOISY = [1.0, 1.5, 0.7, 1.3, 0.8, 1.2, 0.9, 1.1, 1.4, 0.6]  # ms, 10 samples spread over ±50%
 
 
 def timed(samples_ms, **ids) -> dict:
@@ -77,6 +78,8 @@ def test_a_forward_backward_faster_than_its_forward_beyond_noise_is_flagged():
 def test_a_forward_backward_within_the_noise_of_its_forward_is_not_flagged():
     table = frame(timed(scaled(1.01)), timed(FAST, kind="forward_backward"))
     assert plausibility.flag(table).empty
+    noisy = frame(timed(NOISY), timed([s * 0.9 for s in NOISY], kind="forward_backward"))  # 10% faster, not significant
+    assert noise.significant(*noisy.to_dict("records")) is False and plausibility.flag(noisy).empty
     other_shape = frame(timed(scaled(2.0)), timed(FAST, kind="forward_backward", T=64.0))
     assert plausibility.flag(other_shape).empty  # not the same point
 
@@ -95,7 +98,13 @@ def test_time_falling_as_the_sequence_grows_beyond_noise_is_flagged():
 
 def test_time_falling_within_noise_or_with_the_same_work_is_not_flagged():
     assert plausibility.flag(frame(timed(scaled(1.01), T=16.0), timed(FAST, T=64.0))).empty
+    assert plausibility.flag(frame(timed(NOISY, T=16.0), timed([s * 0.9 for s in NOISY], T=64.0))).empty
     assert plausibility.flag(frame(timed(scaled(2.0), T=16.0, B=8.0), timed(FAST, T=64.0, B=1.0))).empty
+    lookup = {"op": "negative_sampling_lookup_loss", "T": math.nan, "H": math.nan, "d": 64.0, "B": 256.0}
+    same_work = frame(timed(scaled(2.0), V=1000.0, **lookup), timed(FAST, V=10000.0, **lookup))
+    assert plausibility.flag(same_work).empty  # a larger vocabulary, the same FLOPs by the catalog's model
+    more_work = frame(timed(scaled(2.0), **{**lookup, "d": 64.0}), timed(FAST, **{**lookup, "d": 256.0}))
+    assert len(plausibility.flag(more_work)) == 2
 
 
 @pytest.mark.parametrize("end, flagged", [(75.0, True), (125.0, True), (90.0, False), (100.0, False)])
