@@ -29,8 +29,10 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     CI-sized: seq_len 16, 64; hidden 32; batch 8 (the loss: vocab 1000;
     embeddings: vocab 1000, dim 64, batch 256, words 512); float32; every
     backend but torch-compile, which compiles in each benchmark process.
-    ``asv run --python=same --quick`` runs it in about 5 minutes on two CPU
-    cores, ``seqbench bench`` (only what can run here) in a little less.
+    ``seqbench bench`` (only what can run here) runs it in about 4.5 minutes
+    on two CPU cores (4:18 measured), 10 to 20 samples of every time
+    included; ``asv run --python=same --record-samples`` (every combination,
+    the unavailable ones skipped) in a little more.
 ``mid``
     a CPU-box sweep: seq_len 32, 256; hidden 64, 256; batch 1, 8 (the loss:
     vocab 1000, 10000; embeddings: vocab 1000, 10000; dim 64, 256; batch 256,
