@@ -29,8 +29,10 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     CI-sized: seq_len 16, 64; hidden 32; batch 8 (the loss: vocab 1000;
     embeddings: vocab 1000, dim 64, batch 256, words 512); float32; every
     backend but torch-compile, which compiles in each benchmark process.
-    ``asv run --python=same --quick`` runs it in about 5 minutes on two CPU
-    cores, ``seqbench bench`` (only what can run here) in a little less.
+    ``seqbench bench`` (only what can run here) runs it in about 4.5 minutes
+    on two CPU cores (4:18 measured), 10 to 20 samples of every time
+    included; ``asv run --python=same --record-samples`` (every combination,
+    the unavailable ones skipped) in a little more.
 ``mid``
     a CPU-box sweep: seq_len 32, 256; hidden 64, 256; batch 1, 8 (the loss:
     vocab 1000, 10000; embeddings: vocab 1000, 10000; dim 64, 256; batch 256,
@@ -66,9 +68,13 @@ Caps (setup skips what is above them, with the reason):
   ``SEQBENCH_MAX_GIB`` GiB (default 4); an out-of-memory error in the warm-up
   call is a skip too.
 
-Timing: one round, 3 to 10 samples of one call each (at most about a second
-of sampling), no asv warm-up (setup made a warm-up call); a benchmark process
-may take ``TIMEOUTS[grid]`` seconds. Under asv's fork server (``launch_method``
+Timing (:data:`TIMING`): one round (one benchmark process per point) of
+samples of one call each, no asv warm-up (setup made a warm-up call); asv
+keeps every sample (``asv run --record-samples``), so two points can be
+compared with asv's Mann–Whitney test, which needs at least 6 samples each.
+The quick grid takes 10 to 20 samples (adding none after 0.25 s of sampling:
+cheap, its calls take milliseconds); the others 6 to 10 (none after 1 s). A
+benchmark process may take ``TIMEOUTS[grid]`` seconds. Under asv's fork server (``launch_method``
 in asv.conf.json) the frameworks are imported once in the server
 (:func:`preimport`), so ``peakmem_forward`` of every backend includes torch and
 jax as imported modules (about 170 MB): compare it across shapes, or set
@@ -124,6 +130,11 @@ GRIDS = {
 
 #: asv timing settings per grid: a benchmark (one parameter combination) may run ``timeout`` seconds
 TIMEOUTS = {"quick": 180, "mid": 600, "gpu": 300, "full": 1200}
+#: asv's sampling of a time benchmark per grid: ``repeat = (min samples, max samples, seconds after which no sample
+#: is added once min is reached)``, one call per sample, one round; at least 6 samples, what asv's Mann–Whitney
+#: test (``asv._stats.is_different``, p < 0.002) needs to tell two points apart
+TIMING = {"quick": {"repeat": (10, 20, 0.25)}, "mid": {"repeat": (6, 10, 1.0)}, "gpu": {"repeat": (6, 10, 1.0)},
+          "full": {"repeat": (6, 10, 1.0)}}
 #: the methods a grid runs (``seqbench bench`` selects them; default: every method); the gpu grid times the
 #: passes only: throughput and GFLOP/s follow from the times and the catalog's models
 METHODS = {"gpu": ("time_forward", "time_forward_backward")}
@@ -254,7 +265,7 @@ class _OpBenchmark:
     op_name = ""
     shape_keys: tuple = ()
     rounds = 1
-    repeat = (3, 10, 1.0)  # at least 3 samples, at most 10, stop adding after 1 s
+    repeat = TIMING["quick"]["repeat"]  # :func:`benchmark_classes` sets the grid's
     warmup_time = 0.0  # setup made one warm-up call already
     min_run_count = 1
     timeout = TIMEOUTS["quick"]
@@ -345,6 +356,7 @@ def benchmark_classes(area_name: str, module: str) -> dict[str, type]:
             "params": params,
             "param_names": param_names,
             "timeout": TIMEOUTS[grid],
+            **TIMING[grid],
         })
     return classes
 

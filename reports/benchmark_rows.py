@@ -8,6 +8,7 @@ benchmark ran, so the report can apply the op's FLOP and byte models.
 
 from __future__ import annotations
 
+import math
 import re
 
 from seqbench import catalog
@@ -18,8 +19,13 @@ from seqbench.results import asv_files
 #: taken as twice the forward (the usual estimate: two matmuls per forward one).
 PASS_FLOPS = {"forward": 1.0, "vjp": 2.0, "backward": 2.0, "forward_backward": 3.0, "train": 3.0}
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
-#: the benchmark that measures a device's matmul rate (benchmarks/bench_peak.py): the roofline's peak
+#: the benchmarks that measure a device's matmul rate at the start of a sweep (benchmarks/bench_peak.py) and at its
+#: end (benchmarks/bench_zz_peak_end.py): the roofline's peak, and the drift between the two
 PEAK_BENCHMARK = "bench_peak."
+PEAK_END_BENCHMARK = "bench_zz_peak_end."
+#: asv's statistics of a time point (its ``stats_*`` columns), carried into the row of its kind without the prefix:
+#: the 99% confidence interval of the median, the quartiles, the number of samples
+STATS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")
 
 
 def unlisted_names() -> tuple:
@@ -52,7 +58,12 @@ def _metric(point, kinds) -> tuple[str, str | None]:
 
 
 def measurements(points: list[dict]) -> list[dict]:
-    """asv points pivoted to one dict per (machine, suite, parameter point, kind of pass), latest commit first."""
+    """asv points pivoted to one dict per (machine, suite, parameter point, kind of pass), latest commit first.
+
+    A row of a kind carries its time benchmark's ``samples`` (seconds, or None where asv kept none), its
+    :data:`STATS` (NaN where absent; an infinite interval: too few samples) and its ``started_at`` (milliseconds
+    since the epoch, as asv stores it); a row without a time benchmark starts when its first benchmark did.
+    """
     groups: dict = {}
     newest = asv_files.latest(points)
     for (machine, suite, _, params), p in newest.items():
@@ -66,12 +77,16 @@ def measurements(points: list[dict]) -> list[dict]:
             metric, kind = _metric(p, kinds)
             for k in (list(by_kind) if kind is None else [kind]):
                 by_kind.setdefault(k, {})[metric] = p["result"]
+            if p["type"] == "time":
+                by_kind[kind].update(_timing(p))
         latest = max(group, key=lambda p: p["date"] or 0)
+        started = min((p["started_at"] for p in group if p.get("started_at")), default=None)
         for kind, metrics in by_kind.items():
             rows.append({"machine": machine, "benchmark": suite, "kind": kind, "commit": latest["commit"],
                          "date": latest["date"], "source": latest.get("source"),
                          "also": also.get((machine, suite, f"time_{kind}", params), []),
-                         **dict(params), **metrics})
+                         "samples": None, **dict.fromkeys(STATS, math.nan),
+                         "started_at": started, **dict(params), **metrics})
     return rows
 
 
@@ -87,6 +102,29 @@ def elsewhere(points: list[dict], newest: dict) -> dict:
             found.setdefault(key, []).append({"source": p.get("source"), "commit": p["commit"], "date": p["date"],
                                               "time_s": p["result"]})
     return found
+
+
+def _timing(point: dict) -> dict:
+    """A time point's samples, statistics and start, as :func:`measurements` carries them."""
+    samples = point.get("samples")
+    return {"samples": None if samples is None else [_seconds(v) for v in samples],
+            **{s: _seconds(point.get("stats_" + s)) for s in STATS},
+            "started_at": point.get("started_at")}
+
+
+def _seconds(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def peak_rates(rows: list[dict]) -> dict[tuple, dict]:
+    """The matmul rates measured per (machine, device, dtype): ``{"start": row, "end": row}`` of the
+    :data:`PEAK_BENCHMARK` and :data:`PEAK_END_BENCHMARK` rows (``track_gflops``, ``started_at``), either absent."""
+    rates: dict = {}
+    for r in rows:
+        for which, prefix in (("start", PEAK_BENCHMARK), ("end", PEAK_END_BENCHMARK)):
+            if r["benchmark"].startswith(prefix) and r.get("track_gflops", math.nan) > 0:
+                rates.setdefault((r["machine"], str(r.get("device")), r.get("dtype")), {})[which] = r
+    return rates
 
 
 def ran(rows: list[dict]) -> list[dict]:

@@ -13,6 +13,13 @@ Inputs, found under any number of results directories (several machines merge):
 joined in by (machine, backend, device, dtype, op), each backend's
 implementation label and kernel family (its declared traits: the family is
 the backend's own name unless it declares one) and the device's roofline.
+``time_s`` is asv's median; ``samples`` the times asv kept (seconds; None
+where it kept none) and ``ci_99_a``/``ci_99_b``/``q_25``/``q_75``/``repeat``
+its statistics (:mod:`.noise` tests two rows with them); ``started_at`` when
+the time benchmark started (ms since the epoch, as ``date``).
+``peak_start_gflops``/``peak_end_gflops``: the device's matmul rate measured
+at the start and at the end of the sweep that measured the row (NaN where a
+rate is missing or the row is not of that sweep; :mod:`.plausibility`).
 """
 
 from __future__ import annotations
@@ -29,14 +36,15 @@ from seqbench.catalog.axes import SHAPE_KEYS
 from seqbench.results import asv_files
 
 from . import benchmark_rows, peaks, training
-from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK
+from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK, PEAK_END_BENCHMARK, STATS
 from .conformance_rows import devkey, load_conformance, load_unchecked, summarize_conformance
 
 COLUMNS = [
     "machine", "device", "device_name", "backend", "family", "implementation", "op", "variant", "kind", "dtype",
-    "math_mode", *SHAPE_KEYS, "time_s", "throughput", "gflops", "roofline_fraction", "peak_gflops",
-    "peak_source", "peak_memory", "peak_memory_source", "conformance_passed", "max_err_eps", "ratio",
-    "conformance_reason", "versions", "commit", "date", "benchmark",
+    "math_mode", *SHAPE_KEYS, "time_s", "samples", *STATS, "throughput", "gflops", "roofline_fraction",
+    "peak_gflops", "peak_source", "peak_start_gflops", "peak_end_gflops", "peak_memory", "peak_memory_source",
+    "conformance_passed", "max_err_eps", "ratio", "conformance_reason", "versions", "commit", "date", "started_at",
+    "benchmark",
 ]
 
 
@@ -78,11 +86,10 @@ def load(dirs) -> Results:
 def tidy(points: list[dict], checks: pd.DataFrame, machines: dict, conformance_dir=None) -> pd.DataFrame:
     """The tidy table (:data:`COLUMNS`); a missing check names the command that makes it, into ``conformance_dir``."""
     rows = benchmark_rows.measurements(points)
-    peaks_measured = {(r["machine"], str(r.get("device")), r.get("dtype")): r.get("track_gflops")
-                      for r in rows if r["benchmark"].startswith(PEAK_BENCHMARK)}
-    rows = [r for r in rows if not r["benchmark"].startswith(PEAK_BENCHMARK)]
+    rates = benchmark_rows.peak_rates(rows)
+    rows = [r for r in rows if not r["benchmark"].startswith((PEAK_BENCHMARK, PEAK_END_BENCHMARK))]
     labels = {b: implementation(b) for b in {r.get("backend") for r in rows}}
-    rows = [_enrich(r, checks, machines, peaks_measured, labels, conformance_dir) for r in benchmark_rows.ran(rows)]
+    rows = [_enrich(r, checks, machines, rates, labels, conformance_dir) for r in benchmark_rows.ran(rows)]
     frame = pd.DataFrame(rows)
     for column in COLUMNS:
         if column not in frame:
@@ -96,7 +103,7 @@ def implementation(backend) -> str:
     return (registry.traits(backend).implementation if isinstance(backend, str) else "") or backend
 
 
-def _enrich(row: dict, checks: pd.DataFrame, machines: dict, peaks_measured: dict, labels: dict,
+def _enrich(row: dict, checks: pd.DataFrame, machines: dict, rates: dict, labels: dict,
             conformance_dir=None) -> dict:
     row["op"] = benchmark_rows.op_of(row)
     entry = catalog.ops().get(row["op"])
@@ -129,13 +136,24 @@ def _enrich(row: dict, checks: pd.DataFrame, machines: dict, peaks_measured: dic
         nbytes = entry.bytes(shape, ITEMSIZE.get(dtype, 4))
         row["gflops"] = flops / time_s / 1e9 if flops > 0 else math.nan
     info = machines.get(row["machine"], {})
-    measured = peaks_measured.get((row["machine"], device, dtype))
+    rate = rates.get((row["machine"], device, dtype), {})
+    start, end = (rate[w]["track_gflops"] if w in rate else math.nan for w in ("start", "end"))
+    row["peak_start_gflops"], row["peak_end_gflops"] = (start, end) if _in_sweep(row, rate) else (math.nan,) * 2
+    measured = max((v for v in (start, end) if v == v), default=None)  # the device's best rate: its ceiling
     peak_flops, peak_bw, row["peak_source"] = peaks.peak(device, row["device_name"], dtype, row["math_mode"],
-                                                         info.get("num_cpu"), info.get("arch"),
-                                                         measured if measured == measured else None)
+                                                         info.get("num_cpu"), info.get("arch"), measured)
     row["peak_gflops"] = peak_flops
     row["roofline_fraction"] = peaks.roofline_fraction(row["gflops"], flops, nbytes, peak_flops, peak_bw)
     return row
+
+
+def _in_sweep(row: dict, rate: dict) -> bool:
+    """Whether ``row`` was measured between the start and the end matmul rates ``rate`` holds (True where a start
+    time is unknown: asv wrote none)."""
+    times = [row.get("started_at"), *(rate[w].get("started_at") for w in ("start", "end") if w in rate)]
+    if len(times) < 3 or not all(times):
+        return True
+    return times[1] <= times[0] <= times[2]
 
 
 def _check(checks: pd.DataFrame, machine, backend, device, dtype, op) -> dict:

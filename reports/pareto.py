@@ -39,6 +39,8 @@ def points(table: pd.DataFrame, rule: select.Rule = select.Rule()) -> pd.DataFra
     keys = select.shape_keys(timed)
     workload = ["machine", "device_kind", "op", "dtype", "kind", *keys]
     recs = select.recommendations(timed, rule)
+    if recs.empty:  # every row flagged as implausible
+        return pd.DataFrame(columns=COLUMNS)
     winners = recs.assign(device_kind=recs["device"].map(_kind))[[*workload, "time_s"]]
     rows = select.prepare(timed)[0].merge(winners.rename(columns={"time_s": "winner_s"}), on=workload, how="left")
     reference = rows["winner_s"].fillna(rows.groupby(workload, dropna=False)["time_s"].transform("min"))

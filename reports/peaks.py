@@ -63,8 +63,9 @@ def peak(device: str, device_name, dtype: str, math_mode, num_cpu=None, arch=Non
     """``(peak GFLOP/s, peak GB/s, source)`` for one result; NaN where unknown.
 
     ``measured`` is the machine's own matmul rate for this device and dtype
-    (``benchmarks/bench_peak.py``), recorded by the same sweep: it replaces the
-    datasheet figure or the estimate when there is one.
+    (``benchmarks/bench_peak.py``; the better of the sweep's start and end
+    rates), recorded by the same sweep: it replaces the datasheet figure or
+    the estimate when there is one.
     """
     nan = math.nan
     if measured is not None and measured > 0:

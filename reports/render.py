@@ -20,7 +20,8 @@ import pandas as pd
 
 from seqbench import catalog
 
-from . import beside, conformance_rows, load, pareto, plots, select, tables, tradeoffs, training
+from . import (beside, conformance_rows, load, pareto, plausibility, plots, select, tables, tradeoffs,
+               training)
 from .pages import html_page, markdown
 
 
@@ -79,13 +80,15 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
             "faster than the runner-up by asv's test), tie (within noise: both named), untested (one sample "
             "each: no test); runner-up = the fastest other family; "
             "speed-up = runner-up time / winner time; roofline = achieved GFLOP/s over min(peak, intensity x "
-            "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak, else a datasheet "
+            "bandwidth) of the device, the peak measured by the sweep where it ran bench_peak (the better of its "
+            "rates at the start and the end of the sweep), else a datasheet "
             "figure or an estimate (marked); error = largest conformance error of the winner for this op, in eps "
             "of the dtype; x faithful = that error over the error of a faithful implementation in the same "
             "precision (about 1: as accurate as a plain implementation of the equations); other math modes = the "
             "device's other modes (TF32) beside the winner, their speed, error and whether they qualify; dropped = "
             "backends that do not qualify, with their speed against the winner and error (full text below).")),
                    ("wide", tables.recommendations_table(recs))]
+    blocks += flagged_blocks(table)
     dropped = tables.dropped_table(recs, checks, rule)
     blocks.append(("h2", "Backends dropped, and why"))
     blocks += [("p", f"Per machine, backend, device, dtype and op that does not qualify (rule: {rule}): what it "
@@ -140,6 +143,20 @@ METHOD = (
     "and says so (how good that is: \"How far to trust an estimate\"); outside the measured range nothing is named "
     "unless `--extrapolate` is asked, and the answer is marked extrapolated."
 )
+
+
+def flagged_blocks(table: pd.DataFrame) -> list[tuple]:
+    """The measurements the report does not believe (:mod:`.plausibility`), each with why."""
+    flagged = plausibility.flag(table)
+    return [("h2", "Flagged measurements"), ("p", (
+        "Measurements contradicting each other or measured on a drifting device, beyond the noise: a "
+        "forward_backward pass faster than its forward pass; time falling as the work grows (along one shape axis, "
+        "the catalog's FLOPs); the device's matmul rate moving by more than "
+        f"{plausibility.DRIFT:.0%} between the start and the end of the sweep (every row of the sweep). Beyond "
+        f"the noise: over {plausibility.FLAT:.0%} faster and significant by asv's test (Mann–Whitney on the "
+        "samples, else disjoint 99% confidence intervals), or, where neither can decide (one sample), over "
+        f"{plausibility.MARGIN:.0%} faster. Recommendations do not use them.")),
+        ("wide", tables.flagged_table(flagged)) if len(flagged) else ("p", "None.")]
 
 
 FAMILIES = {"recurrent": "recurrent cells and networks", "embedding": "word embeddings"}

@@ -35,7 +35,7 @@ from seqbench import catalog
 from seqbench.backends import registry
 from seqbench.catalog.axes import SHAPE_KEYS
 
-from . import estimate
+from . import estimate, plausibility
 from .answers import as_row
 from .candidates import Answer, Rule, as_size, blank_answer, candidate, decide, device_kind, primary_mode
 
@@ -49,8 +49,8 @@ def shape_keys(table: pd.DataFrame) -> list[str]:
 
 def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows an answer may use (with ``device_kind``), and the rows kept out as implausible (``reason``)."""
-    flagged = pd.DataFrame(columns=[*table.columns, "reason"])
-    return table.assign(device_kind=table["device"].map(device_kind)), flagged
+    usable, flagged = plausibility.usable(table)
+    return usable.assign(device_kind=usable["device"].map(device_kind)), flagged
 
 
 def fastest(rows: pd.DataFrame, rule: Rule = Rule()) -> Answer:

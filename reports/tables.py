@@ -57,6 +57,12 @@ def speedup_range(values: pd.Series) -> str:
     return f"×{low:.2f}" if abs(high - low) < 5e-3 else f"×{low:.2f} – ×{high:.2f}"
 
 
+def shapes(frame: pd.DataFrame) -> list[str]:
+    """Each row's shape as ``T=64 H=32 B=8`` (the shape keys it has a value for)."""
+    keys = [k for k in SHAPE_KEYS if k in frame]
+    return [" ".join(f"{k}={int(r[k])}" for k in keys if r[k] == r[k]) for _, r in frame.iterrows()]
+
+
 def recommendations_table(recs: pd.DataFrame) -> pd.DataFrame:
     """Every measured workload: the winner (family and path), verdict, speed, accuracy, runner-up, the device's other
     math modes and what was dropped, in short."""
@@ -110,6 +116,15 @@ def dropped_table(recs: pd.DataFrame, checks: pd.DataFrame, rule) -> pd.DataFram
                           "backend": f"{b} ({e['implementation']})" if e["implementation"] else b,
                           **{k: v for k, v in e.items() if k != "implementation"}}
                          for (m, b, d, t, o), e in sorted(rows.items())])
+
+
+def flagged_table(flagged: pd.DataFrame) -> pd.DataFrame:
+    """The measurements :func:`.plausibility.flag` does not believe, with why."""
+    return pd.DataFrame({
+        "machine": flagged["machine"], "device": flagged["device"], "backend": flagged["backend"],
+        "op": flagged["op"], "dtype": flagged["dtype"], "pass": flagged["kind"], "shape": shapes(flagged),
+        "why": flagged["reason"],
+    })
 
 
 def conformance_table(checks: pd.DataFrame) -> pd.DataFrame:

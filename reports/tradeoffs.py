@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import estimate, pareto, select
+from . import estimate, pareto, plausibility, select
 
 
 def speed_vs_accuracy(figures, rule) -> list[tuple]:
@@ -28,8 +28,10 @@ def speed_vs_accuracy(figures, rule) -> list[tuple]:
 
 
 def trust_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per machine and device kind, the estimator's hold-one-out figures (:func:`.estimate.summary`) in words."""
+    """Per machine and device kind, the estimator's hold-one-out figures (:func:`.estimate.summary`) in words, over
+    the rows :mod:`.plausibility` does not flag."""
     rows = []
+    table = plausibility.usable(table)[0] if len(table) else table  # the implausible rows predict nothing
     timed = table[table["time_s"] > 0] if len(table) else table
     if timed.empty:
         return pd.DataFrame()

@@ -94,7 +94,7 @@ def _add_bench(subparsers) -> None:
     )
     grid = p.add_mutually_exclusive_group()
     grid.add_argument("--quick", dest="grid", action="store_const", const="quick",
-                      help="the small grid, one sample per benchmark (asv --quick); the default")
+                      help="the small grid, 10 to 20 samples per time benchmark; the default")
     grid.add_argument("--full", dest="grid", action="store_const", const="full",
                       help="the full grid (seq_len 16-4096, hidden 64-2048, batch 1-512): meant for GPUs")
     grid.add_argument("--grid", choices=bench.GRIDS,

@@ -160,14 +160,14 @@ def machine_lock(keys, target: str, wait: bool = False):
         yield
 
 
-def command(run_config: Path, grid: str, patterns: list[str], commit: str | None, machine_name: str | None,
+def command(run_config: Path, patterns: list[str], commit: str | None, machine_name: str | None,
             launch_method: str | None = None, show_stderr: bool = False) -> list[str]:
-    """The ``asv run`` command line of one run of the sweep."""
+    """The ``asv run`` command line of one run of the sweep. It keeps every timing sample (``--record-samples``: the
+report's significance tests); each grid sets how many the suite takes (``benchmarks/common.py``), asv's ``--quick``
+(one sample) is never used."""
     launch = launch_method or ("forkserver" if hasattr(os, "fork") else "spawn")
-    line = [sys.executable, "-m", "asv", "run", "--python=same", f"--config={run_config}",
-            f"--launch-method={launch}", "--record-samples"]
-    if grid == "quick":
-        line.append("--quick")
+    line = [sys.executable, "-m", "asv", "run", "--python=same", "--record-samples", f"--config={run_config}",
+            f"--launch-method={launch}"]
     if machine_name:
         line.append(f"--machine={machine_name}")
     if commit:

@@ -7,7 +7,7 @@ implements. Everything else would only be skipped in setup; leaving it out
 saves asv a process per combination. The backend axis is every registered
 backend, a plug-in's as a built-in's (:mod:`benchmarks.common`).
 
-    seqbench bench                          # quick grid, one sample per benchmark
+    seqbench bench                          # quick grid, 10 to 20 samples per time benchmark
     seqbench bench --grid mid --op lstm     # one op over the mid grid
     seqbench bench --full --backend torch --device cuda --set-commit-hash HEAD
 
@@ -154,13 +154,18 @@ def patterns(common, selection: dict, grid: str = "quick") -> list[str]:
     pairs = peak_points(selection)
     if pairs:
         combos = "|".join(f"'{re.escape(d)}', '{re.escape(t)}'" for d, t in pairs)
-        out.append(rf"^bench_peak\.matmul\.track_gflops\((?:{combos})\)")
+        out += [rf"^{module}\.matmul\.track_gflops\((?:{combos})\)" for module in PEAK_MODULES]
     return out
 
 
+#: the modules measuring the device's matmul rate: at the start of a sweep (with its first op) and at its end (with
+#: its last op; asv runs a run's benchmarks sorted by name, and this one sorts last)
+PEAK_MODULES = ("bench_peak", "bench_zz_peak_end")
+
+
 def peak_points(selection: dict) -> list[tuple[str, str]]:
-    """The (device, dtype) pairs whose matmul rate (``bench_peak``) the sweep measures: those it benchmarks
-    (half precision on a GPU only)."""
+    """The (device, dtype) pairs whose matmul rate (``bench_peak``, and ``bench_zz_peak_end`` again at the end)
+    the sweep measures: those it benchmarks (half precision on a GPU only)."""
     pairs = {(d, t) for points in selection.values() for _, d, t in points}
     return sorted((d, t) for d, t in pairs if d != "cpu" or t in ("float32", "float64"))
 
@@ -183,7 +188,7 @@ def count(common, grid: str, selection: dict) -> int:
     """Benchmark processes asv will start: methods × selected points × shapes."""
     total = sum(len(shapes(common, grid, catalog.get(name))) * len(methods(common, grid, device))
                 for name, points in selection.items() for _, device, _ in points)
-    return total + len(peak_points(selection))
+    return total + len(PEAK_MODULES) * len(peak_points(selection))
 
 
 @dataclass
@@ -229,17 +234,19 @@ def sweep(request: Request, announce: bool = False, points: dict | None = None) 
     target = Path(request.results_dir).resolve() if request.results_dir else asv.results_dir(config, conf)
     if announce:
         _announce(result, selection, request.training)
-    peak = [p for p in patterns(common, selection, grid) if p.startswith("^bench_peak")]
-    chunks = [(op, patterns(common, {op: ops_points}, grid)[:1] + (peak if k == 0 else []))
-              for k, (op, ops_points) in enumerate(selection.items())]  # the device peaks ride with the first op
+    start, end = (patterns(common, selection, grid)[len(selection):] or [[], []])[:2]
+    chunks = [(op, patterns(common, {op: ops_points}, grid)[:1]) for op, ops_points in selection.items()]
     if request.training:
         chunks.append((TRAINING, [r"^bench_training\."]))
+    if start:  # the device's matmul rate rides with the first run and again with the last (PEAK_MODULES)
+        chunks[0][1].append(start)
+        chunks[-1][1].append(end)
 
     with contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seqbench-asv-")))
         run_config = asv.derived_config(config, conf, scratch / "results", scratch)
         name = asv.machine(request.machine)
-        lines = [asv.command(run_config, grid, chunk_patterns, request.commit, name, request.launch_method,
+        lines = [asv.command(run_config, chunk_patterns, request.commit, name, request.launch_method,
                              request.show_stderr) for _, chunk_patterns in chunks]
         if request.dry_run:
             for line in lines:

@@ -44,7 +44,8 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
     parameter point) with ``source`` (the folder of ``dirs`` it was found under), ``machine``, ``commit``,
     ``date``, ``env``, ``benchmark`` (split into ``suite`` and
     ``method``), ``type``, ``params`` (name -> value) and the point's ``result`` (``NaN`` when not measured), its
-    ``stats_*`` and ``samples`` where the file has them. Parameters a benchmark list does not name are named
+    ``stats_*`` and ``samples`` where the file has them, and its benchmark's ``started_at`` (milliseconds since the
+    epoch; None where the file has none). Parameters a benchmark list does not name are named
     ``unlisted_names`` when there are as many, else ``param0``, ``param1``, ... A file that cannot be read is left
     out with the reason appended to ``skipped``.
     """
@@ -98,7 +99,8 @@ def machine_points(folder: Path, skipped: list, unlisted_names=()) -> list[dict]
                     **file, "benchmark": name, "suite": suite or name, "method": method,
                     "type": listed.get(name, {}).get("type") or type_of(method),
                     "params": {n: _literal(v) for n, v in zip(names, combo)},
-                    "result": _number(result), **{c: values[i] for c, values in more.items()},
+                    "result": _number(result), "started_at": row.get("started_at"),
+                    **{c: values[i] for c, values in more.items()},
                 })
     return points
 

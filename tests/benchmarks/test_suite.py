@@ -327,12 +327,13 @@ def test_bench_patterns_select_what_runs_here(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert bench_main(["--op", "lstm", "--backend", "numpy", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "quick grid, 1 ops, 11 benchmark runs" in out and "numpy: cpu/float32" in out  # 10 + the matmul peak
+    assert "quick grid, 1 ops, 12 benchmark runs" in out and "numpy: cpu/float32" in out  # 10 + two matmul peaks
     common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     selection, _ = bench.select(common, "quick", Selection(ops=("lstm",), backends=("numpy",)))
-    pattern, peak = bench.patterns(common, selection)
+    pattern, peak, peak_end = bench.patterns(common, selection)
     assert re.search(peak, "bench_peak.matmul.track_gflops('cpu', 'float32')")
     assert not re.search(peak, "bench_peak.matmul.track_gflops('cuda', 'float32')")
+    assert re.search(peak_end, "bench_zz_peak_end.matmul.track_gflops('cpu', 'float32')")
 
     def named(method, backend="numpy", device="cpu"):
         return f"bench_recurrent.lstm.{method}('{backend}', '{device}', 'float32', 16, 32, 8)"
@@ -364,6 +365,13 @@ def test_seqbench_bench_runs_asv_and_keeps_results(tmp_path):
     data = json.loads(saved.read_text())
     names = {name.split(".")[-1] for name in data["results"] if name.startswith("bench_recurrent.rnn.")}
     assert names == {"time_forward", "time_forward_backward", "peakmem_forward", "track_throughput", "track_gflops"}
+    rows = {name: dict(zip(data["result_columns"], row)) for name, row in data["results"].items()}
+    kept = [s for s in rows["bench_recurrent.rnn.time_forward"]["samples"] if s is not None]
+    assert kept and all(10 <= len(s) <= 20 for s in kept)  # the quick grid's samples, every one kept
+    # asv runs a run's benchmarks sorted by name: the matmul rate first (before bench_recurrent), and again last
+    started = {name: row["started_at"] for name, row in rows.items()}
+    assert started["bench_peak.matmul.track_gflops"] < min(t for n, t in started.items() if "rnn" in n)
+    assert started["bench_zz_peak_end.matmul.track_gflops"] == max(started.values())
 
 
 #: one op of each kind of benchmark parameters (a cell, the loss, a pair loss on word ids, GloVe: each with its own
@@ -401,9 +409,9 @@ def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session(
     assert common.grid_dtypes("gpu", "jax") == ("float32",)
     assert common.grid_dtypes("gpu", "torch-native") == ("float32", "float16", "bfloat16")
     selection = {"lstm": [("torch-native", "cuda", "float16"), ("torch-native", "cuda:tf32", "float32")]}
-    pattern, peak = bench.patterns(common, selection, "gpu")
+    pattern, peak, _ = bench.patterns(common, selection, "gpu")
     call = "bench_recurrent.lstm.{}('torch-native', 'cuda', 'float16', 512, 1024, 16)"
     assert re.search(pattern, call.format("time_forward")) and re.search(pattern, call.format("time_forward_backward"))
     assert not re.search(pattern, call.format("track_gflops")) and not re.search(pattern, call.format("peakmem_forward"))
     assert re.search(peak, "bench_peak.matmul.track_gflops('cuda:tf32', 'float32')")
-    assert bench.count(common, "gpu", selection) == 2 * 16 * 2 + 2
+    assert bench.count(common, "gpu", selection) == 2 * 16 * 2 + 2 * 2  # the matmul peaks at the start and the end
