@@ -34,12 +34,15 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     included; ``asv run --python=same --record-samples`` (every combination,
     the unavailable ones skipped) in a little more.
 ``mid``
-    a CPU-box sweep: seq_len 32, 256; hidden 64, 256; batch 1, 8 (the loss:
-    vocab 1000, 10000; embeddings: vocab 1000, 10000; dim 64, 256; batch 256,
-    4096; words 1000, 10000); float32 and float64; every backend. About 8
-    minutes per recurrent cell for the five CPU backends on two cores (about
-    two hours for every op): narrow it, e.g.
-    ``seqbench bench --grid mid --op rnn,lstm,gru``.
+    a CPU-box sweep: seq_len 32, 64, 256; hidden 64, 128, 256 (three sizes,
+    so that a shape has measured neighbours on both sides: what
+    ``seqbench select`` interpolates between and its hold-one-out test
+    predicts from); batch 1, 8 (the loss: vocab 1000, 10000; embeddings: vocab
+    1000, 10000; dim 64, 256; batch 256, 4096; words 1000, 10000); float32 and
+    float64; every backend. About 2 minutes per recurrent cell and dtype for
+    numpy, torch, torch-native and jax on two cores (torch-compile compiles in
+    every benchmark process: much longer): narrow it, e.g.
+    ``seqbench bench --grid mid --op lstm --dtype float32``.
 ``gpu``
     a short GPU session (``seqbench run`` on a GPU): seq_len 64, 512;
     hidden 256, 1024; batch 1, 16, 64, 256 — the shapes where the persistent

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import math
 
-from seqbench.precision import tolerance
 
 from . import peaks
 from .benchmark_rows import throughput_unit
@@ -74,10 +73,14 @@ def candidate(c, unit: str = "tokens/s") -> str:
 
 
 def accuracy(c) -> str:
-    """The worst error in eps of the dtype and as a multiple of a faithful implementation's."""
+    """The worst error in eps (of the math mode's precision, and of the dtype where they differ: TF32) and as a
+    multiple of a faithful implementation's."""
     if not c.max_err_eps == c.max_err_eps or c.max_err_eps is None:
         return "not measured"
-    return f"{c.max_err_eps:.3g} eps" + (f" = {c.ratio:.2g}× faithful" if c.ratio == c.ratio and c.ratio else "")
+    faithful = f" = {c.ratio:.2g}× faithful" if c.ratio == c.ratio and c.ratio else ""
+    if c.dtype_eps == c.dtype_eps and abs(c.dtype_eps - c.max_err_eps) > 1e-9 * abs(c.max_err_eps):
+        return f"{c.max_err_eps:.3g} eps of {c.eps_unit}{faithful} ({c.dtype_eps:.3g} eps of the dtype)"
+    return f"{c.max_err_eps:.3g} eps{faithful}"
 
 
 def evidence(c) -> list[str]:
@@ -109,19 +112,19 @@ def as_row(a, variant) -> dict:
             "runner_up": r.backend if r else None, "runner_up_family": r.family if r else None, "speedup": a.speedup,
             "dropped": {c.backend: dropped_reason(c, w) for c in a.dropped},
             "other_modes": {f"{c.backend} ({c.device})": other_mode(c, w) for c in a.other_modes},
-            "dropped_detail": [detail(c, w, a.dtype) for c in a.dropped],
-            "other_detail": [detail(c, w, a.dtype) for c in a.other_modes]}
+            "dropped_detail": [detail(c, w) for c in a.dropped],
+            "other_detail": [detail(c, w) for c in a.other_modes]}
 
 
-def detail(c, winner, dtype: str) -> dict:
-    """Candidate ``c`` (of ``dtype``) beside the winner, as figures: backend, implementation, device (with its math
+def detail(c, winner) -> dict:
+    """Candidate ``c`` beside the winner, as figures: backend, implementation, device (with its math
     mode), ``speed_vs_winner`` (the winner's time ÷ ``c``'s: above 1 ``c`` is faster; NaN without a winner), its
     worst error (``max_err_eps`` in eps of ``eps_unit``, the precision of its math mode: ``tf32`` for float32 in a
     TF32 mode; ``ratio`` × faithful), how its time was had, and why it does not qualify (``fails``, "" when it
     does)."""
     return {"backend": c.backend, "implementation": c.implementation, "device": c.device,
             "speed_vs_winner": winner.time_s / c.time_s if winner else math.nan, "max_err_eps": c.max_err_eps,
-            "eps_unit": tolerance.precision(dtype, str(c.math_mode or "ieee")), "ratio": c.ratio, "how": c.how,
+            "eps_unit": c.eps_unit, "ratio": c.ratio, "how": c.how,
             "fails": c.fails}
 
 

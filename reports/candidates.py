@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from seqbench import catalog
+from seqbench.precision import tolerance
 
 from . import estimate, noise
 from .benchmark_rows import PASS_FLOPS
@@ -59,6 +60,8 @@ class Candidate:
     peak_memory: float
     max_err_eps: float
     ratio: float  # error ÷ a faithful same-precision implementation's (seqbench.precision.tolerance)
+    eps_unit: str  # the precision max_err_eps counts eps of: the dtype's, or its math mode's (tf32)
+    dtype_eps: float  # max_err_eps in eps of the dtype
     fails: str = ""  # why it does not qualify under the rule ("" = it qualifies)
     evidence: dict = field(default_factory=dict)  # source, machine, commit, date, samples
     noise: dict = field(default_factory=dict)  # asv's statistics of the time (NOISE)
@@ -113,7 +116,9 @@ def candidate(row, rule: Rule, how: str = estimate.MEASURED, time_s: float | Non
         how=how, throughput=_scalar(throughput), gflops=_scalar(gflops),
         roofline_fraction=_scalar(get("roofline_fraction")) if measured else math.nan,
         peak_source=get("peak_source"), peak_memory=_scalar(get("peak_memory")) if measured else math.nan,
-        max_err_eps=_scalar(get("max_err_eps")), ratio=_scalar(get("ratio")), fails=rule.judge(row),
+        max_err_eps=_scalar(get("max_err_eps")), ratio=_scalar(get("ratio")),
+        eps_unit=tolerance.precision(str(get("dtype")), str(get("math_mode") or "ieee")),
+        dtype_eps=_scalar(in_dtype_eps(row)), fails=rule.judge(row),
         evidence={k: _scalar(get(k)) for k in ("source", "machine", "commit", "date", "started_at")},
         noise={k: _scalar(get(k)) for k in NOISE} if measured else {},
         also=list(get("also") or []) if measured else [])

@@ -137,9 +137,11 @@ def type_of(method: str) -> str:
 
 
 def latest(points: list[dict]) -> dict[tuple, dict]:
-    """The newest point (by its commit's date) of each ``(machine, suite, method, parameter point)``."""
+    """The newest point (by its commit's date) of each ``(machine, suite, method, parameter point)``, measured
+    ones first: a later sweep that did not run a point (narrowed to other backends, or it was skipped there)
+    leaves the last measurement of it standing."""
     newest = {}
-    for p in sorted(points, key=lambda p: p["date"] or 0):
+    for p in sorted(points, key=lambda p: (measured(p["result"]), p["date"] or 0)):
         newest[(p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))] = p
     return newest
 

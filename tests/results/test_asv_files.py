@@ -173,3 +173,16 @@ def test_asv_and_the_report_read_a_merged_file(tmp_path):
     measured = table[table["time_s"].notna()]
     assert sorted(zip(measured["backend"], measured["T"], measured["time_s"])) == sorted(
         (b, t, v[0]) for (b, t), v in expected.items())
+
+
+def test_a_later_sweep_that_did_not_run_a_point_leaves_its_last_measurement_standing():
+    def point(date, result, backend="plug"):
+        return {"machine": "m", "suite": "bench_recurrent.lstm", "method": "time_forward", "date": date,
+                "params": {"backend": backend}, "result": result}
+
+    older, newer_skip, newer = point(1, 0.5), point(2, math.nan), point(3, 0.25, "other")
+    chosen = asv_files.latest([older, newer_skip, newer])
+    assert chosen[("m", "bench_recurrent.lstm", "time_forward", (("backend", "plug"),))]["result"] == 0.5
+    remeasured = point(4, 0.4)
+    chosen = asv_files.latest([older, newer_skip, remeasured])
+    assert chosen[("m", "bench_recurrent.lstm", "time_forward", (("backend", "plug"),))]["result"] == 0.4
