@@ -26,16 +26,6 @@ from seqbench.reports.conformance_rows import accuracy_outliers, devkey  # noqa:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory):
-    return synthetic.write(tmp_path_factory.mktemp("results"))
-
-
-@pytest.fixture(scope="module")
-def table(results_dir):
-    return load.load([results_dir]).benchmarks
-
-
 def seqbench(argv, capsys):
     parser = argparse.ArgumentParser(prog="seqbench")
     cli.add_commands(parser.add_subparsers(dest="command", required=True))

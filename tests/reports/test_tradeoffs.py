@@ -16,19 +16,8 @@ pytest.importorskip("matplotlib")
 
 import pandas as pd  # noqa: E402
 
-import synthetic  # noqa: E402
 from seqbench import run  # noqa: E402
-from seqbench.reports import beside, cli, conformance_rows, load, pareto, plots, select, tradeoffs  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory):
-    return synthetic.write(tmp_path_factory.mktemp("results"))
-
-
-@pytest.fixture(scope="module")
-def table(results_dir):
-    return load.load([results_dir]).benchmarks
+from seqbench.reports import beside, cli, conformance_rows, pareto, plots, select, tradeoffs  # noqa: E402
 
 
 def report(results_dir, out, *argv) -> str:
