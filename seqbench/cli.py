@@ -113,6 +113,8 @@ def _add_bench(subparsers) -> None:
     p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
     p.add_argument("--log", help="write asv's output to this file and show a progress bar instead")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for another sweep on this machine to finish, instead of refusing to start")
     _add_cluster_options(p, "benchmark shards; results kept for --set-commit-hash (default HEAD)")
     p.set_defaults(func=_bench)
 
@@ -124,7 +126,7 @@ def _bench(args) -> int:
         grid=args.grid or "quick", training=bench.TRAINING in ops, commit=args.set_commit_hash,
         results_dir=Path(args.results_dir) if args.results_dir else None, machine=args.machine, config=args.config,
         launch_method=args.launch_method, show_stderr=args.show_stderr, log=Path(args.log) if args.log else None,
-        dry_run=args.dry_run)
+        dry_run=args.dry_run, wait=args.wait)
     if args.cluster:
         from seqbench.fleet.sweeps import bench_command
 
