@@ -68,7 +68,8 @@ class Speed:
     ratio: float
     significant: bool | None
     verdict: str
-    samples: tuple = (0, 0)  # (BASE, HEAD)
+    samples: tuple = (0, 0)  # how many: (BASE, HEAD)
+    medians: tuple = (math.nan, math.nan)  # seconds: (BASE, HEAD)
 
 
 def _row(values: list[float]) -> dict:
@@ -81,11 +82,12 @@ def compare_speed(base: dict, head: dict, factor: float) -> list[Speed]:
     significant."""
     out = []
     for k in sorted(set(base) & set(head), key=str):
-        ratio = statistics.median(head[k]) / statistics.median(base[k])
+        medians = (statistics.median(base[k]), statistics.median(head[k]))
+        ratio = medians[1] / medians[0]
         differs = noise.significant(_row(base[k]), _row(head[k]))
         verdict = ("slower" if ratio > factor and differs else "faster" if ratio < 1 / factor and differs
                    else "same")
-        out.append(Speed(k, ratio, differs, verdict, (len(base[k]), len(head[k]))))
+        out.append(Speed(k, ratio, differs, verdict, (len(base[k]), len(head[k])), medians))
     return out
 
 
