@@ -101,14 +101,15 @@ def main(request: Request) -> int:
 
 
 def _narrowed(request: Request, common) -> Request:
-    """The request with the gate's defaults: the suite's gate ops, and the backends here that the main job runs
-    and the gate grid keeps (a backend named with --backend is passed on as it is: the commit's own seqbench
-    checks it)."""
+    """The request with the gate's defaults: the suite's gate ops, the gate grid's dtypes, and the backends here
+    that the main job runs and the gate grid keeps (a backend named with --backend is passed on as it is: the
+    commit's own seqbench checks it)."""
     ops = request.ops or tuple(common.GATE_OPS)
+    dtypes = request.dtypes or tuple(common.GRIDS[GRID]["dtypes"])
     backends = request.backends or tuple(
         s.name for s in registry.backends() if s.available and not registry.traits(s.name).left_out_of_main_job
         and GRID not in registry.traits(s.name).left_out_of_grids)
-    return Request(**{**request.__dict__, "ops": ops, "backends": backends})
+    return Request(**{**request.__dict__, "ops": ops, "backends": backends, "dtypes": dtypes})
 
 
 def _commits(root: Path, base: str | None, head: str) -> tuple[str, str]:
@@ -144,6 +145,8 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
         bar.done("both commits installed")
     comparison.timings["install"] = time.monotonic() - started
     envs = [_environment(site) for site in sites]
+    for name, site, env in zip(names, sites, envs):
+        _require_own(name, site, env, out / "logs")
     rounds = [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
     started = time.monotonic()
     points = {side: [] for side in "AB"}
@@ -151,7 +154,7 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
         for side, number in rounds:
             k = "AB".index(side)
             bar.advance(0, item=f"{side}{number}: {names[k]} {comparison.commits[k][:10]}")
-            points[side].append(_round(request, root, config, out, comparison, f"{side}{number}", k, envs[k]))
+            points[side].append(_round(request, config, out, comparison, f"{side}{number}", k, envs[k]))
             bar.advance()
         bar.done("4 rounds")
     comparison.timings["speed rounds"] = time.monotonic() - started
@@ -163,7 +166,7 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     flagged = [s for s in comparison.speed if s.verdict == "slower"]
     if flagged:
         started = time.monotonic()
-        again = _confirm(request, root, config, out, comparison, flagged, envs)
+        again = _confirm(request, config, out, comparison, flagged, envs)
         comparison.confirmed = gate.confirmed(flagged, again)
         comparison.timings["confirmation"] = time.monotonic() - started
     started = time.monotonic()
@@ -171,7 +174,7 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     with console.phase("precision", total=2) as bar:
         for k, name in enumerate(names):
             bar.advance(0, item=f"{name} {comparison.commits[k][:10]}")
-            rows.append(_check(request, root, out, comparison, name, envs[k]))
+            rows.append(_check(request, out, comparison, name, envs[k]))
             bar.advance()
         bar.done(f"{len(rows[0])} and {len(rows[1])} cases checked")
     comparison.precision = gate.compare_precision(*rows, factor=request.precision_factor)
@@ -212,9 +215,20 @@ def install(root: Path, sha: str, cache: Path, log: Path, name: str) -> Path:
 
 
 def _environment(site: Path) -> dict:
-    """This process's environment with a commit's seqbench first on the path (asv's benchmark processes too)."""
+    """This process's environment with a commit's seqbench first on the path (asv's benchmark processes too), and
+    the current directory kept off it (``PYTHONSAFEPATH``: a checkout's own ``seqbench/`` would come first)."""
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "ASV_PYTHONPATH": path}
+    return {**os.environ, "PYTHONPATH": path, "ASV_PYTHONPATH": path, "PYTHONSAFEPATH": "1"}
+
+
+def _require_own(name: str, site: Path, env: dict, cwd: Path) -> None:
+    """Make sure a commit's processes import that commit's seqbench (and its backends), not another copy."""
+    found = subprocess.run([sys.executable, "-c", "import seqbench.backends as b; print(b.__file__)"], cwd=cwd,
+                           env=env, capture_output=True, text=True)
+    where = found.stdout.strip()
+    if found.returncode != 0 or not Path(where).is_relative_to(site):
+        raise GateError(f"{name}: its processes import seqbench from {where or found.stderr.strip()}, not from its "
+                        f"install in {site}")
 
 
 def _narrowing(request: Request, ops=None, backends=None) -> list[str]:
@@ -226,24 +240,25 @@ def _narrowing(request: Request, ops=None, backends=None) -> list[str]:
     return line
 
 
-def _seqbench(argv: list[str], root: Path, env: dict, log: Path, comparison: Comparison) -> int:
-    """One command of a commit's own seqbench, its output appended to ``log``."""
+def _seqbench(argv: list[str], env: dict, log: Path, comparison: Comparison) -> int:
+    """One command of a commit's own seqbench, its output appended to ``log``; it runs in the logs' folder, out
+    of any checkout (whose ``seqbench/`` would shadow the commit's)."""
     if log not in comparison.logs:
         comparison.logs.append(log)
     with open(log, "a") as sink:
         sink.write(f"$ seqbench {' '.join(argv)}\n")
         sink.flush()
-        return subprocess.run([sys.executable, "-m", "seqbench", *argv], cwd=root, env=env, stdout=sink,
+        return subprocess.run([sys.executable, "-m", "seqbench", *argv], cwd=log.parent, env=env, stdout=sink,
                               stderr=subprocess.STDOUT).returncode
 
 
-def _round(request, root, config, out, comparison, name: str, k: int, env: dict, ops=None, backends=None) -> list:
+def _round(request, config, out, comparison, name: str, k: int, env: dict, ops=None, backends=None) -> list:
     """One speed round of one commit (``k``: 0 BASE, 1 HEAD); returns asv's points."""
     results = out / "rounds" / name
     argv = ["bench", "--grid", GRID, *_narrowing(request, ops, backends), "--set-commit-hash", comparison.commits[k],
             "--results-dir", str(results), "--config", str(config), "--wait"]
     log = out / "logs" / "bench.log"
-    code = _seqbench(argv + (["--machine", request.machine] if request.machine else []), root, env, log, comparison)
+    code = _seqbench(argv + (["--machine", request.machine] if request.machine else []), env, log, comparison)
     if code != 0:
         raise GateError(f"speed round {name}: seqbench bench exited with {code}{_said(log)}: see {log}")
     points = asv_files.read([results])[1] if results.is_dir() else []
@@ -251,7 +266,7 @@ def _round(request, root, config, out, comparison, name: str, k: int, env: dict,
     return points
 
 
-def _confirm(request, root, config, out, comparison, flagged: list, envs: list) -> list:
+def _confirm(request, config, out, comparison, flagged: list, envs: list) -> list:
     """A round of BASE and one of HEAD over the flagged benchmarks only; the verdicts of their samples alone."""
     params = [dict(s.key[1]) for s in flagged]
     ops = sorted({s.key[0].split(".")[1] for s in flagged})
@@ -260,7 +275,7 @@ def _confirm(request, root, config, out, comparison, flagged: list, envs: list) 
     with console.phase("confirmation", total=2) as bar:
         for k, side in enumerate("AB"):
             bar.advance(0, item=f"{side}3: {len(flagged)} flagged")
-            points.append(_round(request, root, config, out, comparison, f"{side}3", k, envs[k], ops, backends))
+            points.append(_round(request, config, out, comparison, f"{side}3", k, envs[k], ops, backends))
             bar.advance()
         keys = {s.key for s in flagged}
         again = [s for s in gate.compare_speed(gate.pooled(points[:1]), gate.pooled(points[1:]),
@@ -273,12 +288,12 @@ def _versions(results: Path) -> dict:
     return {name: meta.get("version") for name, meta in asv_files.benchmark_list(results).items()}
 
 
-def _check(request: Request, root: Path, out: Path, comparison: Comparison, name: str, env: dict) -> list[dict]:
+def _check(request: Request, out: Path, comparison: Comparison, name: str, env: dict) -> list[dict]:
     """A commit's conformance rows (``seqbench check`` on the gate's narrowing)."""
     results = out / "conformance" / name.lower()
     log = out / "logs" / f"check-{name.lower()}.log"
-    code = _seqbench(["check", *_narrowing(request), "--results-dir", str(results), "--log", str(log)], root, env,
-                     log, comparison)
+    code = _seqbench(["check", *_narrowing(request), "--results-dir", str(results), "--log", str(log)], env, log,
+                     comparison)
     rows = [json.loads(line) for path in sorted(results.glob("*.jsonl"))
             for line in path.read_text().splitlines() if line.strip()]
     if code not in (0, 1) or not rows:
