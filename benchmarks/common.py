@@ -50,6 +50,11 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     (``cuda`` IEEE and ``cuda:tf32``), float16 and bfloat16; the passes' times
     only (:data:`METHODS`); jax and torch in float32 only, torch-compile and
     jax-highest left out (they compile in every benchmark process).
+``gate``
+    ``seqbench continuous``'s grid, a CI gate on two cores: seq_len 64, hidden
+    64, batch 8, float32, the forward time only (:data:`METHODS`), 12 to 20
+    samples a run, of :data:`GATE_OPS` (rnn and lstm) unless ``--op`` says
+    otherwise; torch-compile left out (it compiles in every benchmark process).
 ``full``
     for GPU machines: seq_len 16, 64, 256, 1024, 4096; hidden 64, 256, 1024,
     2048; batch 1, 8, 64, 512 (the loss: vocab 1000 to 50000; embeddings:
@@ -118,6 +123,11 @@ GRIDS = {
         "recurrent": {"seq_len": (64, 512), "hidden": (256, 1024), "batch": (1, 16, 64, 256), "vocab": (10000,)},
         "embedding": {"vocab": (100000,), "dim": (128,), "batch": (65536,), "words": (10000,)},
     },
+    "gate": {
+        "dtypes": ("float32",),
+        "recurrent": {"seq_len": (64,), "hidden": (64,), "batch": (8,), "vocab": (1000,)},
+        "embedding": {"vocab": (1000,), "dim": (64,), "batch": (256,), "words": (512,)},
+    },
     "full": {
         "dtypes": DTYPES,
         "recurrent": {
@@ -132,15 +142,17 @@ GRIDS = {
 }
 
 #: asv timing settings per grid: a benchmark (one parameter combination) may run ``timeout`` seconds
-TIMEOUTS = {"quick": 180, "mid": 600, "gpu": 300, "full": 1200}
+TIMEOUTS = {"quick": 180, "mid": 600, "gpu": 300, "gate": 180, "full": 1200}
 #: asv's sampling of a time benchmark per grid: ``repeat = (min samples, max samples, seconds after which no sample
 #: is added once min is reached)``, one call per sample, one round; at least 6 samples, what asv's Mann–Whitney
 #: test (``asv._stats.is_different``, p < 0.002) needs to tell two points apart
 TIMING = {"quick": {"repeat": (10, 20, 0.25)}, "mid": {"repeat": (6, 10, 1.0)}, "gpu": {"repeat": (6, 10, 1.0)},
-          "full": {"repeat": (6, 10, 1.0)}}
+          "gate": {"repeat": (12, 20, 0.5)}, "full": {"repeat": (6, 10, 1.0)}}
 #: the methods a grid runs (``seqbench bench`` selects them; default: every method); the gpu grid times the
 #: passes only: throughput and GFLOP/s follow from the times and the catalog's models
-METHODS = {"gpu": ("time_forward", "time_forward_backward")}
+METHODS = {"gpu": ("time_forward", "time_forward_backward"), "gate": ("time_forward",)}
+#: the ops ``seqbench continuous`` gates on when no ``--op`` is given (its speed rounds and its precision checks)
+GATE_OPS = ("rnn", "lstm")
 #: the embedding trainers' suite (bench_training.py): models, devices, the corpus, size and passes per grid (every
 #: grid but quick: the setting of the word2vec quality bar), and the metrics tracked per training run; the trainers
 #: are :func:`trainers`

@@ -1,4 +1,4 @@
-"""The seqbench command: list, check, bench, report, select, and run (the main job)."""
+"""The seqbench command: list, check, bench, continuous (the CI gate), report, select, and run (the main job)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from seqbench.backends import registry
 from seqbench.embed import command as embed
 from seqbench.jobs import bench, check
 from seqbench.reports import cli as reports_cli
-from seqbench.selection import Selection, positive_int, positive_seconds, require_here, values
+from seqbench.selection import Selection, positive_int, positive_number, positive_seconds, require_here, values
 
 from . import run as main_job
 
@@ -113,6 +113,8 @@ def _add_bench(subparsers) -> None:
     p.add_argument("-e", "--show-stderr", action="store_true", help="show benchmark output, skip reasons included")
     p.add_argument("--log", help="write asv's output to this file and show a progress bar instead")
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for another sweep on this machine to finish, instead of refusing to start")
     _add_cluster_options(p, "benchmark shards; results kept for --set-commit-hash (default HEAD)")
     p.set_defaults(func=_bench)
 
@@ -124,12 +126,57 @@ def _bench(args) -> int:
         grid=args.grid or "quick", training=bench.TRAINING in ops, commit=args.set_commit_hash,
         results_dir=Path(args.results_dir) if args.results_dir else None, machine=args.machine, config=args.config,
         launch_method=args.launch_method, show_stderr=args.show_stderr, log=Path(args.log) if args.log else None,
-        dry_run=args.dry_run)
+        dry_run=args.dry_run, wait=args.wait)
     if args.cluster:
         from seqbench.fleet.sweeps import bench_command
 
         return bench_command(request, args.cluster, args.shards)
     return bench.run(request)
+
+
+def _add_continuous(subparsers) -> None:
+    p = subparsers.add_parser(
+        "continuous", help="the CI gate: is HEAD slower, or less accurate, than BASE?",
+        description="Benchmark BASE and HEAD over the gate grid in alternating rounds (A, B, A, B), confirm what "
+                    "looks slower with a round of its own, and check both commits against the reference. Exit "
+                    "status: 0 nothing regressed, 1 a confirmed regression, 2 could not compare, 3 inconclusive "
+                    "(the host's matmul rate moved within a round).")
+    p.add_argument("base", nargs="?", metavar="BASE", help="the commit compared against (default: the merge base "
+                                                             "of HEAD with main)")
+    p.add_argument("head", nargs="?", default="HEAD", metavar="HEAD", help="the commit judged (default: HEAD)")
+    for name, what in (("op", "catalog op (default: the gate grid's, rnn and lstm)"), ("backend", "backend"),
+                       ("device", "device (default: cpu)"), ("dtype", "dtype")):
+        p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
+    p.add_argument("--speed-factor", type=positive_number, default=1.5, metavar="X",
+                   help="slower counts only beyond HEAD/BASE > X (default %(default)s: on shared CPUs a median "
+                        "moves by 10-30%% between runs, never by half)")
+    p.add_argument("--precision-factor", type=positive_number, default=2.0, metavar="X",
+                   help="an error counts as grown beyond X times BASE's + 0.5 eps (default %(default)s)")
+    p.add_argument("--host-tolerance", type=positive_number, default=0.10, metavar="FRACTION",
+                   help="the speed verdict is inconclusive where the matmul rate moved by more than this within a "
+                        "round (default %(default)s)")
+    p.add_argument("--out", default="seqbench-continuous/comparison.md", metavar="FILE",
+                   help="the comparison in Markdown; results and logs beside it (default: %(default)s)")
+    p.add_argument("--cache-dir", help="where installed commits are kept (default: $SEQBENCH_CACHE_DIR/commits, "
+                                       "else ~/.cache/seqbench/commits)")
+    p.add_argument("--machine", help="asv machine name (default: SEQBENCH_MACHINE, else the host name)")
+    p.add_argument("--config", help="asv.conf.json (default: found from the current directory up)")
+    p.set_defaults(func=_continuous)
+
+
+def _continuous(args) -> int:
+    from seqbench.jobs import continuous
+
+    if args.speed_factor <= 1 or args.precision_factor < 1 or args.host_tolerance >= 1:
+        raise ValueError("--speed-factor must be above 1, --precision-factor at least 1 and --host-tolerance below "
+                         f"1, got {args.speed_factor}, {args.precision_factor} and {args.host_tolerance}")
+    narrowed = Selection(ops=values(args.op), devices=values(args.device) or ("cpu",), dtypes=values(args.dtype))
+    narrowed.validate()  # backends are the commits' own: each commit's seqbench checks --backend
+    return continuous.main(continuous.Request(
+        base=args.base, head=args.head, ops=narrowed.ops, backends=values(args.backend), devices=narrowed.devices,
+        dtypes=narrowed.dtypes, speed_factor=args.speed_factor, precision_factor=args.precision_factor,
+        host_tolerance=args.host_tolerance, out=Path(args.out), cache=args.cache_dir and Path(args.cache_dir),
+        config=args.config, machine=args.machine))
 
 
 DESCRIPTIONS = {
@@ -163,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="seqbench-run", help="folder for results, logs and report (default: %(default)s)")
     r.set_defaults(func=_run)
     _add_bench(sub)
+    _add_continuous(sub)
     embed.add_command(sub)
     reports_cli.add_commands(sub)
     return p

@@ -191,6 +191,7 @@ class TorchCompileBackend(TorchBackend):
                      "use --grid mid",
             "gpu": "torch-compile compiles in every benchmark process (seconds each), too slow for the gpu grid: "
                    "use --grid full",
+            "gate": "torch-compile compiles in every benchmark process (seconds each), too slow for a CI gate",
         },
         left_out_of_main_job="compiles each cell for minutes; seqbench check --backend torch-compile checks it",
         preimport=(*PREIMPORT, "torch._dynamo", "torch._inductor.compile_fx"),

@@ -41,7 +41,7 @@ MODULES = {"recurrent": "bench_recurrent", "composite": "bench_composite", "embe
 #: the ``--op`` that selects the embedding trainers' suite (``benchmarks/bench_training.py``): every trainer here,
 #: skip-gram, CBOW and GloVe, speed and quality beside gensim
 TRAINING = "training"
-GRIDS = ("quick", "mid", "gpu", "full")
+GRIDS = ("quick", "mid", "gpu", "gate", "full")
 
 
 @dataclass(frozen=True)
