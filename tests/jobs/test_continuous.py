@@ -1,8 +1,8 @@
 """``seqbench continuous`` end to end, in a temporary git repository holding the project and a plug-in backend
 (``tests/plugins/gate_plugin.py``): a docs-only commit passes, one whose plug-in does twice the real CPU work is
 named slower with its ratio, one whose plug-in returns ten times the error is named with its eps. Each comparison
-runs four speed rounds, a confirmation and two conformance runs: about two minutes each on two cores, so the test
-runs in CI (``CI=true``) only."""
+runs four speed rounds, a confirmation and two conformance runs of the plug-in's LSTM: about a minute each on two
+cores, so the test runs in CI (``CI=true``) only."""
 
 import os
 import re
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "tests" / "plugins" / "gate_plugin.py"
 
 pytestmark = pytest.mark.skipif(os.environ.get("CI") != "true", reason=(
-    "three gate runs of benchmarks and checks (about 6 minutes on two cores): run with CI=true"))
+    "three gate runs of benchmarks and checks (about 3 minutes on two cores): run with CI=true"))
 
 
 def git(repo: Path, *argv) -> str:
@@ -78,7 +78,7 @@ def gate(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str
     # --host-tolerance 0.9: this test asserts what the rounds find, on a shared CI machine whose matmul rate moves
     # by 10-40% within a round; the host check is the unit tests' (tests/jobs/test_gate.py)
     done = subprocess.run([sys.executable, "-m", "seqbench", "continuous", commits["BASE"], commits[head],
-                           "--backend", "gateplug", "--dtype", "float32", "--host-tolerance", "0.9",
+                           "--backend", "gateplug", "--op", "lstm", "--dtype", "float32", "--host-tolerance", "0.9",
                            "--out", str(out), "--cache-dir", str(tmp_path.parent / "commits")],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.is_file(), done.stdout + done.stderr
