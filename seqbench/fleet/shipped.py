@@ -10,6 +10,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from seqbench.jobs import asv
+
 #: tracked folders the workers do not need: they write their results to a scratch folder and send them back
 LEFT_OUT = ("results/",)
 
@@ -22,6 +24,12 @@ def _git(args: list, cwd: Path, root: Path) -> str:
                          f"workers, and {root} is not a git checkout with them ({why}); run from a git clone of "
                          "the project")
     return done.stdout
+
+
+def _branches(root: Path) -> list[str]:
+    """The branches the checkout's asv configuration names (``main`` where it names none)."""
+    config = root / "asv.conf.json"
+    return asv.load_config(config).get("branches", ["main"]) if config.is_file() else ["main"]
 
 
 def tracked(root: Path) -> list[str]:
@@ -42,5 +50,7 @@ def checkout_copy(root: Path, commit: str):
             shutil.copy2(root / name, folder / name, follow_symlinks=False)
         _git(["init", "-q"], folder, root)
         _git(["fetch", "-q", "--depth=1", root.resolve().as_uri(), commit], folder, root)
+        for branch in _branches(root):  # asv looks the commit up on the branches its configuration names
+            _git(["update-ref", f"refs/heads/{branch}", "FETCH_HEAD"], folder, root)
         _git(["update-ref", "HEAD", "FETCH_HEAD"], folder, root)
         yield folder
