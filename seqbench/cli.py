@@ -44,7 +44,7 @@ def _check(args) -> int:
     if args.cluster:
         from seqbench.fleet.sweeps import check_command
 
-        return check_command(sel, args.cluster, args.shards, results_dir, args.timeout)
+        return check_command(sel, args.cluster, args.shards, results_dir, args.timeout, args.insecure_cluster)
     here = [s for s in registry.backends() if s.available]
     sel.validate(listed_devices={d for s in here for d in s.devices})
     require_here(sel.devices, {d for s in here if sel.wants("backends", s.name) for d in s.devices})  # as run does
@@ -57,7 +57,7 @@ def _check(args) -> int:
 def _run(args) -> int:
     sel = _selection(args)
     if args.cluster:
-        return main_job.on_cluster(sel, Path(args.out), args.cluster, args.shards, args.timeout)
+        return main_job.on_cluster(sel, Path(args.out), args.cluster, args.shards, args.timeout, args.insecure_cluster)
     return main_job.main(sel, Path(args.out), args.exitfirst, args.timeout)
 
 
@@ -83,6 +83,9 @@ def _add_cluster_options(p, what: str) -> None:
                    help="with --cluster: this many CPU shards (and GPU shards, where the cluster has GPUs); "
                         "default one per GPU, and one per node for CPU benchmarks (they take turns on a machine) "
                         "or one per CPU for CPU checks")
+    p.add_argument("--insecure-cluster", action="store_true",
+                   help="with --cluster: use a cluster that requires no token (anyone who reaches it can run code "
+                        "on it); without this flag such a cluster is refused (README: Security)")
 
 
 def _add_bench(subparsers) -> None:
@@ -130,7 +133,7 @@ def _bench(args) -> int:
     if args.cluster:
         from seqbench.fleet.sweeps import bench_command
 
-        return bench_command(request, args.cluster, args.shards)
+        return bench_command(request, args.cluster, args.shards, args.insecure_cluster)
     return bench.run(request)
 
 

@@ -108,7 +108,7 @@ def _report(out: Path, groups, outcomes, sweeps, timings, started) -> int:
 
 
 def on_cluster(sel: Selection, out: Path, address: str, shards: int | None = None,
-               timeout: float | None = None) -> int:
+               timeout: float | None = None, insecure: bool = False) -> int:
     """The main job over a Ray cluster (``--cluster``): the checks of every device the workers have in shards,
     then the benchmarks in shards (the quick grid on CPU workers, the gpu grid on GPU workers), gathered into
     ``<out>/results``; then the report and the summary here."""
@@ -125,7 +125,7 @@ def on_cluster(sel: Selection, out: Path, address: str, shards: int | None = Non
     bench_spec = sweeps.spec(sel, address, root, ops, grid=GRID, commit=cluster.commit(root))
     bench_spec["ops"]["cuda"] = list(bench_ops("cuda", ops))
     started, timings = time.monotonic(), {}
-    resources = cluster.connect(address, root, logs / "ray.log")
+    resources = cluster.connect(address, root, logs / "ray.log", insecure, bench_spec["commit"])
     print(f"seqbench run --cluster {address}: {int(resources.get('CPU', 0))} CPUs, "
           f"{int(resources.get('GPU', 0))} GPUs -> {out}/")
     try:

@@ -23,15 +23,20 @@ instance on this machine). The sweep is then
 
 Ray is the engine (``pip install 'seqbench[cluster]'``); workers need seqbench
 installed with the extras of their backends, and get the asv suite (this
-checkout, ``.git`` included: asv records the commit) through Ray's
-``working_dir``. A local instance runs the tasks in this checkout.
+checkout's tracked files, and a git repository of the recorded commit: asv
+reads it) through Ray's ``working_dir`` (:mod:`seqbench.fleet.shipped`). A
+local instance runs the tasks in this checkout. Who may reach the cluster:
+:mod:`seqbench.fleet.access`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +45,7 @@ from pathlib import Path
 
 from seqbench.results import asv_files
 from seqbench import console
+from seqbench.fleet import access, shipped
 from seqbench.selection import KINDS, kind
 
 #: what installs the engine
@@ -61,28 +67,46 @@ class Gathered:
     logs: list = field(default_factory=list)
 
 
-def connect(address: str, root: Path | None, log: Path) -> dict:
+def connect(address: str, root: Path | None, log: Path, insecure: bool = False, commit: str = "HEAD") -> dict:
     """Start or join Ray; returns the cluster's resources. ``root``: the checkout whose asv suite the workers
-    run (shipped to a remote cluster's workers), or None (the conformance suite: installed with seqbench)."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(f"--cluster needs Ray, which is not installed in this Python: {INSTALL}") from None
+    run (its tracked files and ``commit`` shipped to a remote cluster's workers), or None (the conformance
+    suite: installed with seqbench). ``local`` listens on the loopback address only, with token authentication;
+    a remote cluster must require a token (:mod:`seqbench.fleet.access`) unless ``insecure``."""
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError(f"--cluster needs Ray, which is not installed in this Python: {INSTALL}")
+    # who may reach the cluster, settled before Ray is imported here (it reads its settings then)
+    if address == "local":
+        access.local_only()
+    else:
+        access.check_remote(address, insecure, lambda line: print(line, file=sys.stderr))
+    import ray
+
     # "local" starts a Ray instance here even where RAY_ADDRESS names a cluster
     options = {"address": address, "log_to_driver": False, "include_dashboard": False, "configure_logging": False}
-    if address != "local":
-        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED) and k != "SEQBENCH_MACHINE"}
-        shipped = {"working_dir": str(root), "excludes": [".venv", "venv", "env", "results", "seqbench-run"]}
-        options["runtime_env"] = {"env_vars": env, **(shipped if root else {})}
-        if root:  # asv reads the commit from git: the checkout goes with its .git, which Ray leaves out by default
+    shipping = contextlib.nullcontext(None)
+    if address == "local":
+        options["_node_ip_address"] = access.LOOPBACK
+    else:
+        options["runtime_env"] = {"env_vars": {k: v for k, v in os.environ.items()
+                                               if k.startswith(FORWARDED) and k != "SEQBENCH_MACHINE"}}
+        if root:  # asv reads the commit from git: the copy's .git goes too, which Ray leaves out by default
+            shipping = shipped.checkout_copy(root, commit)
             os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "__pycache__")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with console.to_log(log):  # Ray's own start-up messages
+    with shipping as folder, console.to_log(log):  # Ray's own start-up messages
+        if folder:
+            options["runtime_env"]["working_dir"] = str(folder)  # uploaded by ray.init
         try:
             ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ValueError(f"--cluster {address}: cannot connect to a Ray cluster there ({error}); see "
                              f"{log}") from None
+    if address == "local":
+        try:
+            access.check_local(ray.util.get_node_ip_address())
+        except ValueError:
+            ray.shutdown()
+            raise
     return ray.cluster_resources()
 
 

@@ -167,7 +167,8 @@ def _announce(command: str, address: str, plan: list, notes: list, resources: di
     print(cluster.plan_table(plan))
 
 
-def bench_command(request: bench.Request, address: str, asked_shards: int | None = None) -> int:
+def bench_command(request: bench.Request, address: str, asked_shards: int | None = None,
+                  insecure: bool = False) -> int:
     """``seqbench bench --cluster``: the sweep ``request`` asks for, in shards over the cluster, into one folder."""
     if request.machine:
         raise asv.BenchError("--machine names one machine; with --cluster each worker files its results under "
@@ -181,7 +182,7 @@ def bench_command(request: bench.Request, address: str, asked_shards: int | None
     sel = request.selection
     shared = spec(sel, address, root, list(sel.ops), grid={k: request.grid for k in KINDS},
                   commit=cluster.commit(root, request.commit or "HEAD"))
-    resources = cluster.connect(address, root, results_dir / "logs" / "ray.log")
+    resources = cluster.connect(address, root, results_dir / "logs" / "ray.log", insecure, shared["commit"])
     try:
         shard_plan, notes = plan(bench_survey, shared, resources, asked_shards, "benchmark")
         _announce("bench", address, shard_plan, notes, resources)
@@ -200,10 +201,10 @@ def bench_command(request: bench.Request, address: str, asked_shards: int | None
 
 
 def check_command(sel: Selection, address: str, asked_shards: int | None, results_dir: Path,
-                  timeout: float | None = None) -> int:
+                  timeout: float | None = None, insecure: bool = False) -> int:
     """``seqbench check --cluster``: the conformance suite in shards over the cluster, rows into one folder."""
     shared = spec(sel, address, Path.cwd(), list(sel.ops), timeout=timeout)
-    resources = cluster.connect(address, None, results_dir / "logs" / "ray.log")
+    resources = cluster.connect(address, None, results_dir / "logs" / "ray.log", insecure)
     try:
         shard_plan, notes = plan(check_survey, shared, resources, asked_shards, "check")
         _announce("check", address, shard_plan, notes, resources)

@@ -4,7 +4,6 @@ instance with CPU workers: the same rows as without the cluster, and a worker th
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,8 @@ from seqbench.results import records as results
 from seqbench.results import asv_files
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_RAY = "Ray is not installed (pip install 'seqbench[cluster]')"
+sys.path.insert(0, str(Path(__file__).parent))
+from heads import needs_ray  # noqa: E402
 
 
 # --- the shard plan -------------------------------------------------------------------------------------------
@@ -104,11 +104,12 @@ def test_without_ray_the_message_says_how_to_install_it(capsys, monkeypatch, tmp
 # --- real sweeps on a local Ray instance -------------------------------------------------------------------------
 
 
-def _seqbench(tmp_path, *args) -> subprocess.Popen:
-    """A ``seqbench`` command, started; :func:`_finished` waits for it."""
+def _seqbench(tmp_path, *args, token: str = "") -> subprocess.Popen:
+    """A ``seqbench`` command, started (with Ray's token ``token``, where given); :func:`_finished` waits for it."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SEQBENCH_")}, "HOME": str(home),
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SEQBENCH_", "RAY_AUTH"))}, "HOME": str(home),
+           **({"RAY_AUTH_TOKEN": token} if token else {}),
            "SEQBENCH_MACHINE": "box", "SEQBENCH_CACHE_DIR": str(tmp_path / "cache"),
            "SEQBENCH_PREIMPORT": "0"}  # numpy only: asv's fork server need not import torch and jax
     return subprocess.Popen([sys.executable, "-m", "seqbench", *args], cwd=ROOT, stdout=subprocess.PIPE,
@@ -130,27 +131,6 @@ def _measured(folder: Path) -> dict:
     return {k: v for k, v in points.items() if not math.isnan(v)}
 
 
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    """A Ray cluster's head node on this machine, started as an operator starts one (``ray start --head``), its
-    workers named "box" as :func:`_seqbench` names this machine: a sweep joins it by address, and the checkout
-    reaches its workers through Ray's working_dir."""
-    pytest.importorskip("ray", reason=NO_RAY)
-    tmp_path = tmp_path_factory.mktemp("head")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus=2",
-                             "--include-dashboard=false", f"--port={port}", "--node-ip-address=127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "HOME": str(tmp_path / "home"), "SEQBENCH_MACHINE": "box"})
-    yield f"127.0.0.1:{port}"
-    os.killpg(head.pid, signal.SIGINT)  # --block: its processes stop with it (in 2 s; SIGTERM takes 30)
-    head.wait(timeout=60)
-
-
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="asv records the commit from git: needs a git checkout")
 def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_path, ray_head):
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[bench]')")
@@ -159,8 +139,8 @@ def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_pa
     # side by side: the shards wait for the plain sweep's lock on this machine's CPU, so no timing overlaps
     first = _seqbench(tmp_path, "bench", *narrow, "--set-commit-hash", "HEAD", "--results-dir", str(plain),
                       "--log", str(tmp_path / "asv.log"))
-    out = _finished(_seqbench(tmp_path, "bench", *narrow, "--cluster", ray_head, "--shards", "3",
-                              "--results-dir", str(sharded)))
+    out = _finished(_seqbench(tmp_path, "bench", *narrow, "--cluster", ray_head.address, "--shards", "3",
+                              "--results-dir", str(sharded), token=ray_head.token))
     _finished(first)
     assert "3 units in 3 shards" in out and "3 done, 0 failed" in out, out
     assert sorted(p.name for p in (sharded / "logs").glob("asv-shard-*.log")) == [
@@ -175,7 +155,7 @@ def test_a_sharded_benchmark_sweep_measures_what_the_plain_sweep_measures(tmp_pa
 
 
 def test_a_sharded_check_gives_the_rows_of_the_plain_check(tmp_path):
-    pytest.importorskip("ray", reason=NO_RAY)
+    needs_ray()
     narrow = ["--backend", "numpy", "--op", "embedding_lookup,softmax_prob,glove_cost", "--dtype", "float32"]
     first = _seqbench(tmp_path, "check", *narrow, "--results-dir", str(tmp_path / "plain"))  # side by side
     out = _finished(_seqbench(tmp_path, "check", *narrow, "--cluster", "local", "--shards", "3",
@@ -187,13 +167,16 @@ def test_a_sharded_check_gives_the_rows_of_the_plain_check(tmp_path):
     assert verdicts[0] == verdicts[1] and len(verdicts[0]) == 14
 
 
-def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplicated(ray_head, tmp_path):
+def test_a_shard_whose_worker_dies_runs_again_once_and_nothing_is_lost_or_duplicated(ray_head, tmp_path, monkeypatch):
     import dying_shards
-    import ray.cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(dying_shards)  # the workers need not import it
-    resources = cluster.connect(ray_head, None, tmp_path / "ray.log")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # (connect sets it; put back after)
+    resources = cluster.connect(ray_head.address, None, tmp_path / "ray.log")  # (before Ray is imported here)
     try:
+        import ray.cloudpickle
+
+        ray.cloudpickle.register_pickle_by_value(dying_shards)  # the workers need not import it
         ops = ["embedding_lookup", "softmax_prob", "glove_cost"]
         spec = {"backends": ["numpy"], "devices": [], "dtypes": ["float32"], "ops": {"cpu": ops}, "large": False,
                 "quick": False, "timeout": None, "threads": None, "die": {0: "once", 1: "always"},
@@ -272,7 +255,7 @@ def test_the_main_job_on_a_cluster_checks_then_benchmarks_every_device_the_worke
         gathered.logs = gather(plan_[0], returned)
         return gathered
 
-    monkeypatch.setattr(cluster, "connect", lambda address, root, log: {"CPU": 4.0, "GPU": 2.0})
+    monkeypatch.setattr(cluster, "connect", lambda address, root, log, insecure, commit: {"CPU": 4.0, "GPU": 2.0})
     monkeypatch.setattr(cluster, "shutdown", lambda: None)
     monkeypatch.setattr(cluster, "run_shards", run_shards)
     monkeypatch.setattr(cluster_sweeps, "plan", plan)
