@@ -153,6 +153,10 @@ TIMING = {"quick": {"repeat": (10, 20, 0.25)}, "mid": {"repeat": (6, 10, 1.0)}, 
 METHODS = {"gpu": ("time_forward", "time_forward_backward"), "gate": ("time_forward",)}
 #: the ops ``seqbench continuous`` gates on when no ``--op`` is given (its speed rounds and its precision checks)
 GATE_OPS = ("rnn", "lstm")
+#: the precision suite (bench_precision.py): the worst error, in eps, of each op's conformance cases (every catalog
+#: shape, forward and gradients, seeded inputs) per backend, device and dtype, and its ratio to the faithful control;
+#: lower is better. The grids with a :data:`METHODS` list (gate, gpu) leave it out
+PRECISION = {"ops": ("rnn", "lstm", "gru"), "dtypes": ("float32",), "methods": ("track_error", "track_ratio")}
 #: the embedding trainers' suite (bench_training.py): models, devices, the corpus, size and passes per grid (every
 #: grid but quick: the setting of the word2vec quality bar), and the metrics tracked per training run; the trainers
 #: are :func:`trainers`
@@ -186,6 +190,11 @@ def training_processes(grid: str) -> int:
     runs = len(TRAINING["models"]) * len(trainers()) * len(TRAINING["devices"])
     return runs * (len(TRAINING["metrics"]) * len(training_grid(grid)["fractions"]) + 1)
 
+
+
+def precision_methods(grid: str) -> tuple:
+    """The precision suite's methods ``grid`` runs (none on a grid that lists its :data:`METHODS`)."""
+    return () if grid in METHODS else PRECISION["methods"]
 
 
 def grid_name() -> str:

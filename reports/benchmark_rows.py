@@ -23,6 +23,9 @@ ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 #: end (benchmarks/bench_zz_peak_end.py): the roofline's peak, and the drift between the two
 PEAK_BENCHMARK = "bench_peak."
 PEAK_END_BENCHMARK = "bench_zz_peak_end."
+#: the precision suite (benchmarks/bench_precision.py): conformance errors per commit for asv's dashboard; the
+#: report reads precision from the conformance rows themselves
+PRECISION_BENCHMARK = "bench_precision."
 #: asv's statistics of a time point (its ``stats_*`` columns), carried into the row of its kind without the prefix:
 #: the 99% confidence interval of the median, the quartiles, the number of samples
 STATS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")

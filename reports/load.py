@@ -36,7 +36,7 @@ from seqbench.catalog.axes import SHAPE_KEYS
 from seqbench.results import asv_files
 
 from . import benchmark_rows, peaks, training
-from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK, PEAK_END_BENCHMARK, STATS
+from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK, PEAK_END_BENCHMARK, PRECISION_BENCHMARK, STATS
 from .conformance_rows import devkey, load_conformance, load_unchecked, summarize_conformance
 
 COLUMNS = [
@@ -76,8 +76,8 @@ def load(dirs) -> Results:
     checks = summarize_conformance(conformance, unchecked)
     machines, raw = asv_files.read(dirs, skipped, benchmark_rows.unlisted_names())
     raw = benchmark_rows.with_shape_keys(raw)
-    table = tidy([p for p in raw if not p["suite"].startswith(training.SUITE)], checks, machines,
-                 dirs[0] / "conformance")
+    ours = [p for p in raw if not p["suite"].startswith((training.SUITE, PRECISION_BENCHMARK))]
+    table = tidy(ours, checks, machines, dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
     return Results(table, conformance, checks, machines, dashboards, skipped, unchecked, training.table(raw))

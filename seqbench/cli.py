@@ -1,4 +1,5 @@
-"""The seqbench command: list, check, bench, continuous (the CI gate), report, select, and run (the main job)."""
+"""The seqbench command: list, check, bench, continuous (the CI gate), report, select, publish (the dashboard), and run
+(the main job)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from seqbench import __version__, catalog, console
+from seqbench.dashboard import publish
 from seqbench.backends import registry
 from seqbench.embed import command as embed
 from seqbench.jobs import bench, check
@@ -216,6 +218,7 @@ def parser() -> argparse.ArgumentParser:
     _add_continuous(sub)
     embed.add_command(sub)
     reports_cli.add_commands(sub)
+    publish.add_command(sub)
     return p
 
 

@@ -150,12 +150,29 @@ def patterns(common, selection: dict, grid: str = "quick") -> list[str]:
                 else:
                     method = "(?!" + "|".join(DEVICE_ONLY) + r")[a-z_]+" if on_cpu else "[a-z_]+"
                 alternatives.append(rf"{method}\((?:{combos}),")
-        out.append(rf"^{module}\.{re.escape(name)}\.(?:{'|'.join(alternatives)})")
+        suites = [rf"{module}\.{re.escape(name)}\.(?:{'|'.join(alternatives)})"]
+        checked = precision_points(common, grid, name, points)
+        if checked:
+            combos = "|".join(f"'{re.escape(b)}', '{re.escape(d)}', '{re.escape(t)}'" for b, d, t in checked)
+            method = "(?:" + "|".join(common.precision_methods(grid)) + ")"
+            suites.append(rf"{PRECISION_MODULE}\.{re.escape(name)}\.{method}\((?:{combos})\)")
+        out.append(rf"^(?:{'|'.join(suites)})")
     pairs = peak_points(selection)
     if pairs:
         combos = "|".join(f"'{re.escape(d)}', '{re.escape(t)}'" for d, t in pairs)
         out += [rf"^{module}\.matmul\.track_gflops\((?:{combos})\)" for module in PEAK_MODULES]
     return out
+
+
+#: the precision suite: each op's conformance errors per point as asv tracks (it rides with the op's run)
+PRECISION_MODULE = "bench_precision"
+
+
+def precision_points(common, grid: str, op: str, points: list) -> list:
+    """The points of ``op`` the precision suite tracks on ``grid`` (none where the op or grid has none)."""
+    if op not in common.PRECISION["ops"] or not common.precision_methods(grid):
+        return []
+    return [(b, d, t) for b, d, t in points if t in common.PRECISION["dtypes"]]
 
 
 #: the modules measuring the device's matmul rate: at the start of a sweep (with its first op) and at its end (with
@@ -188,7 +205,8 @@ def count(common, grid: str, selection: dict) -> int:
     """Benchmark processes asv will start: methods × selected points × shapes."""
     total = sum(len(shapes(common, grid, catalog.get(name))) * len(methods(common, grid, device))
                 for name, points in selection.items() for _, device, _ in points)
-    return total + len(PEAK_MODULES) * len(peak_points(selection))
+    checked = sum(len(precision_points(common, grid, name, points)) for name, points in selection.items())
+    return total + checked * len(common.precision_methods(grid)) + len(PEAK_MODULES) * len(peak_points(selection))
 
 
 @dataclass

@@ -109,6 +109,21 @@ def _calibrate(op, shape, precision, kind, seed):
     return leaf_errors(faithful.as_float64(result), expected, precision)
 
 
+def measure(backend, op, shape: dict, device: str, dtype: str, kind: str) -> tuple[str, tolerance.Verdict]:
+    """One conformance case: ``backend`` runs ``op`` (``kind`` forward or vjp) on the seeded inputs rounded to
+    ``dtype``; returns the precision its errors are in (the dtype, or ``"tf32"``) and its :func:`check` verdict."""
+    unit = tolerance.precision(dtype, backend.math_mode(device, dtype))
+    inputs, cotangents, expected = reference_case(op, shape, dtype, kind)
+    if kind == "forward":
+        actual = backend.run(op.name, device=device, dtype=dtype, **inputs)
+        if len(actual) != len(expected):
+            raise AssertionError(f"{backend.name} returned {len(actual)} outputs, expected {op.outputs}")
+        actual = dict(zip(op.outputs, actual))
+    else:
+        actual = backend.vjp(op.name, cotangents, device=device, dtype=dtype, **inputs)
+    return unit, check(op, shape, unit, kind, actual)
+
+
 def check(op, shape: dict, precision: str, kind: str, actual, seed: int = 0) -> tolerance.Verdict:
     """``actual`` (outputs keyed by name, or the gradient tree) judged by the tolerance model."""
     _, _, expected = reference_case(op, shape, tolerance.storage(precision), kind, seed)

@@ -327,7 +327,7 @@ def test_bench_patterns_select_what_runs_here(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert bench_main(["--op", "lstm", "--backend", "numpy", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "quick grid, 1 ops, 12 benchmark runs" in out and "numpy: cpu/float32" in out  # 10 + two matmul peaks
+    assert "quick grid, 1 ops, 14 benchmark runs" in out and "numpy: cpu/float32" in out  # 10, 2 precision, 2 peaks
     common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     selection, _ = bench.select(common, "quick", Selection(ops=("lstm",), backends=("numpy",)))
     pattern, peak, peak_end = bench.patterns(common, selection)
@@ -366,6 +366,7 @@ def test_seqbench_bench_runs_asv_and_keeps_results(tmp_path):
     names = {name.split(".")[-1] for name in data["results"] if name.startswith("bench_recurrent.rnn.")}
     assert names == {"time_forward", "time_forward_backward", "peakmem_forward", "track_throughput", "track_gflops"}
     rows = {name: dict(zip(data["result_columns"], row)) for name, row in data["results"].items()}
+    assert any(v > 0 for v in rows["bench_precision.rnn.track_error"]["result"] if v is not None)  # with the op
     kept = [s for s in rows["bench_recurrent.rnn.time_forward"]["samples"] if s is not None]
     assert kept and all(10 <= len(s) <= 20 for s in kept)  # the quick grid's samples, every one kept
     # asv runs a run's benchmarks sorted by name: the matmul rate first (before bench_recurrent), and again last
