@@ -106,6 +106,12 @@ def _add_bench(subparsers) -> None:
                                      "the host name); created with `asv machine --yes` if unknown")
     p.add_argument("--set-commit-hash", metavar="COMMIT",
                    help="keep the results, recorded for COMMIT (e.g. HEAD), merged into the results directory")
+    p.add_argument("--commits", metavar="A..B",
+                   help="record every commit of git rev-list A..B, oldest first, each installed apart (as "
+                        "`continuous` installs a commit) and benchmarked by its own seqbench: a history for asv "
+                        "publish; logs in seqbench-history/")
+    p.add_argument("--cache-dir", help="with --commits: where installed commits are kept (default: "
+                                       "$SEQBENCH_CACHE_DIR/commits, else ~/.cache/seqbench/commits)")
     p.add_argument("--results-dir", help="merge kept results into this folder instead of the config's results/")
     p.add_argument("--config", help="asv.conf.json (default: found from the current directory up)")
     p.add_argument("--launch-method", choices=("spawn", "forkserver"),
@@ -121,6 +127,8 @@ def _add_bench(subparsers) -> None:
 
 def _bench(args) -> int:
     ops = values(args.op)
+    if args.commits or args.cache_dir:
+        return _history(args)
     request = bench.Request(
         replace(_selection(args, extra_ops=(bench.TRAINING,)), ops=tuple(o for o in ops if o != bench.TRAINING)),
         grid=args.grid or "quick", training=bench.TRAINING in ops, commit=args.set_commit_hash,
@@ -132,6 +140,27 @@ def _bench(args) -> int:
 
         return bench_command(request, args.cluster, args.shards)
     return bench.run(request)
+
+
+def _history(args) -> int:
+    """``seqbench bench --commits A..B``: each commit's own sweep, over this command's grid and narrowing."""
+    from seqbench.jobs import history
+
+    if not args.commits:
+        raise ValueError("--cache-dir goes with --commits")
+    clash = [o for o, given in (("--set-commit-hash", args.set_commit_hash), ("--cluster", args.cluster),
+                                ("--dry-run", args.dry_run), ("--log", args.log)) if given]
+    if clash:
+        raise ValueError(f"--commits records each commit itself and takes no {', '.join(clash)}")
+    _selection(args, extra_ops=(bench.TRAINING,))  # clear errors before anything installs
+    argv = ["--grid", args.grid or "quick"]
+    for option, chosen in (("--op", args.op), ("--backend", args.backend), ("--device", args.device),
+                           ("--dtype", args.dtype), ("--machine", args.machine and [args.machine]),
+                           ("--launch-method", args.launch_method and [args.launch_method])):
+        if chosen:
+            argv += [option, ",".join(chosen)]
+    return history.run(args.commits, argv + (["--show-stderr"] if args.show_stderr else []), args.config,
+                       Path(args.results_dir) if args.results_dir else None, args.cache_dir and Path(args.cache_dir))
 
 
 def _add_continuous(subparsers) -> None:

@@ -138,13 +138,13 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     names = ("BASE", "HEAD")
     started = time.monotonic()
     with console.phase("install", total=2) as bar:
-        sites = []
+        sites, cache = [], cache_dir(request.cache)
         for name, sha in zip(names, comparison.commits):
-            sites.append(install(root, sha, _cache(request), out / "logs" / f"install-{name.lower()}.log", name))
+            sites.append(install(root, sha, cache, out / "logs" / f"install-{name.lower()}.log", name))
             bar.advance(item=f"{name} {sha[:10]}")
         bar.done("both commits installed")
     comparison.timings["install"] = time.monotonic() - started
-    envs = [_environment(site) for site in sites]
+    envs = [environment(site) for site in sites]
     for name, site, env in zip(names, sites, envs):
         _require_own(name, site, env, out / "logs")
     rounds = [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
@@ -181,9 +181,10 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     comparison.timings["precision"] = time.monotonic() - started
 
 
-def _cache(request: Request) -> Path:
-    if request.cache:
-        return Path(request.cache).resolve()
+def cache_dir(chosen: Path | None = None) -> Path:
+    """Where installed commits are kept: ``chosen``, else ``$SEQBENCH_CACHE_DIR/commits``, else the user's cache."""
+    if chosen:
+        return Path(chosen).resolve()
     root = os.environ.get("SEQBENCH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
                                                        Path.home() / ".cache") / "seqbench"
     return Path(root) / "commits"
@@ -214,7 +215,7 @@ def install(root: Path, sha: str, cache: Path, log: Path, name: str) -> Path:
     return site
 
 
-def _environment(site: Path) -> dict:
+def environment(site: Path) -> dict:
     """This process's environment with a commit's seqbench first on the path (asv's benchmark processes too), and
     the current directory kept off it (``PYTHONSAFEPATH``: a checkout's own ``seqbench/`` would come first)."""
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
