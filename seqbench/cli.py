@@ -169,7 +169,7 @@ def _add_continuous(subparsers) -> None:
         description="Benchmark BASE and HEAD over the gate grid in alternating rounds (A, B, A, B), confirm what "
                     "looks slower with a round of its own, and check both commits against the reference. Exit "
                     "status: 0 nothing regressed, 1 a confirmed regression, 2 could not compare, 3 inconclusive "
-                    "(the host's matmul rate moved within a round).")
+                    "(the host did not hold still: a slowdown no larger than a commit's own rounds differ).")
     p.add_argument("base", nargs="?", metavar="BASE", help="the commit compared against (default: the merge base "
                                                              "of HEAD with main)")
     p.add_argument("head", nargs="?", default="HEAD", metavar="HEAD", help="the commit judged (default: HEAD)")
@@ -181,9 +181,10 @@ def _add_continuous(subparsers) -> None:
                         "moves by 10-30%% between runs, never by half)")
     p.add_argument("--precision-factor", type=positive_number, default=2.0, metavar="X",
                    help="an error counts as grown beyond X times BASE's + 0.5 eps (default %(default)s)")
-    p.add_argument("--host-tolerance", type=positive_number, default=0.10, metavar="FRACTION",
-                   help="the speed verdict is inconclusive where the matmul rate moved by more than this within a "
-                        "round (default %(default)s)")
+    p.add_argument("--host-tolerance", type=positive_number, metavar="FRACTION",
+                   help="also call the speed verdict inconclusive where the matmul rate moved by more than this "
+                        "within a round (default: reported, not judged; a confirmed slower point within the spread "
+                        "of its own commit's rounds is inconclusive in any case)")
     p.add_argument("--out", default="seqbench-continuous/comparison.md", metavar="FILE",
                    help="the comparison in Markdown; results and logs beside it (default: %(default)s)")
     p.add_argument("--cache-dir", help="where installed commits are kept (default: $SEQBENCH_CACHE_DIR/commits, "
@@ -196,7 +197,7 @@ def _add_continuous(subparsers) -> None:
 def _continuous(args) -> int:
     from seqbench.jobs import continuous
 
-    if args.speed_factor <= 1 or args.precision_factor < 1 or args.host_tolerance >= 1:
+    if args.speed_factor <= 1 or args.precision_factor < 1 or (args.host_tolerance or 0) >= 1:
         raise ValueError("--speed-factor must be above 1, --precision-factor at least 1 and --host-tolerance below "
                          f"1, got {args.speed_factor}, {args.precision_factor} and {args.host_tolerance}")
     narrowed = Selection(ops=values(args.op), devices=values(args.device) or ("cpu",), dtypes=values(args.dtype))

@@ -10,8 +10,9 @@ downloaded. Each commit's own ``seqbench bench`` and ``seqbench check`` run, so 
 its own.
 
 Speed: the ``gate`` grid in rounds A, B, A, B (A = BASE), every sample kept, then a confirmation round (A, B) of the
-flagged benchmarks only; precision: ``seqbench check`` at both commits. The rules and the exit status are
-:mod:`seqbench.jobs.gate`'s. asv's and pytest's output go to log files under ``<out>/logs/``.
+flagged benchmarks only, a confirmed point judged against the spread of its own commit's rounds; precision:
+``seqbench check`` at both commits. The rules and the exit status are :mod:`seqbench.jobs.gate`'s. asv's and
+pytest's output go to log files under ``<out>/logs/``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Request:
     dtypes: tuple = ()
     speed_factor: float = 1.5
     precision_factor: float = 2.0
-    host_tolerance: float = 0.10
+    host_tolerance: float | None = None  # the matmul rate's move within a round that makes speed inconclusive
     out: Path = Path("seqbench-continuous/comparison.md")  # the Markdown; results and logs beside it
     cache: Path | None = None
     config: str | None = None
@@ -64,14 +65,17 @@ class Comparison:
     commits: tuple = ("", "")
     speed: list = field(default_factory=list)  # gate.Speed over the four rounds
     confirmed: list = field(default_factory=list)  # gate.Speed: slower again in the confirmation round
+    within: list = field(default_factory=list)  # gate.Speed: confirmed, but within the host's own spread
+    rounds: dict = field(default_factory=dict)  # asv's points by round (A1, B1, ...)
     moves: list = field(default_factory=list)  # gate.HostMove of every round
     precision: list = field(default_factory=list)  # gate.Precision
     problems: list = field(default_factory=list)  # why the harness could not compare
     logs: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
-    def status(self, tolerance: float) -> int:
-        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), self.confirmed)
+    def status(self, tolerance: float | None) -> int:
+        beyond = [s for s in self.confirmed if s not in self.within]
+        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), beyond, self.within)
 
 
 def main(request: Request) -> int:
@@ -168,6 +172,7 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
         started = time.monotonic()
         again = _confirm(request, config, out, comparison, flagged, envs)
         comparison.confirmed = gate.confirmed(flagged, again)
+        comparison.within = gate.explained(comparison.confirmed, gate.spread(comparison.rounds))
         comparison.timings["confirmation"] = time.monotonic() - started
     started = time.monotonic()
     rows = []
@@ -263,6 +268,7 @@ def _round(request, config, out, comparison, name: str, k: int, env: dict, ops=N
     if code != 0:
         raise GateError(f"speed round {name}: seqbench bench exited with {code}{_said(log)}: see {log}")
     points = asv_files.read([results])[1] if results.is_dir() else []
+    comparison.rounds[name] = points
     comparison.moves += gate.host_moves(name, points)
     return points
 
