@@ -36,10 +36,8 @@ def gate(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str
     """``seqbench continuous BASE head`` on the plug-in, float32; its exit status and its Markdown."""
     env = environment(tmp_path / "home")
     out = tmp_path / "out" / "comparison.md"
-    # --host-tolerance 0.9: this test asserts what the rounds find, on a shared CI machine whose matmul rate moves
-    # by 10-40% within a round; the host check is the unit tests' (tests/jobs/test_gate.py)
     done = subprocess.run([sys.executable, "-m", "seqbench", "continuous", commits["BASE"], commits[head],
-                           "--backend", "gateplug", "--op", "lstm", "--dtype", "float32", "--host-tolerance", "0.9",
+                           "--backend", "gateplug", "--op", "lstm", "--dtype", "float32",
                            "--out", str(out), "--cache-dir", str(tmp_path.parent / "commits")],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.is_file(), done.stdout + done.stderr
@@ -52,10 +50,12 @@ def test_a_docs_only_commit_passes(repo, tmp_path):
 
 
 def test_twice_the_work_is_named_slower_with_its_ratio(repo, tmp_path):
+    """Exit 1; or 3 where the host alone moved the benchmark as far between two rounds of one commit (a busy
+    shared machine: the gate then says so, never a pass)."""
     code, said = gate(*repo, "work", tmp_path)
-    assert code == 1, said
+    assert code == 1 or (code == 3 and "within the spread of their own commit's rounds" in said), said
     slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
-                        r"slower, confirmed \|", said)
+                        r"slower, (?:confirmed|within the host's spread) \|", said)
     assert slower, said
     assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
     assert "| precision |" not in said
