@@ -67,6 +67,7 @@ class Comparison:
     confirmed: list = field(default_factory=list)  # gate.Speed: slower again in the confirmation round
     within: list = field(default_factory=list)  # gate.Speed: confirmed, but within the host's own spread
     rounds: dict = field(default_factory=dict)  # asv's points by round (A1, B1, ...)
+    unresolved: dict = field(default_factory=dict)  # point -> its rounds' spread, where it reached the speed factor
     moves: list = field(default_factory=list)  # gate.HostMove of every round
     precision: list = field(default_factory=list)  # gate.Precision
     problems: list = field(default_factory=list)  # why the harness could not compare
@@ -75,7 +76,8 @@ class Comparison:
 
     def status(self, tolerance: float | None) -> int:
         beyond = [s for s in self.confirmed if s not in self.within]
-        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), beyond, self.within)
+        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), beyond, self.within,
+                           self.unresolved)
 
 
 def main(request: Request) -> int:
@@ -167,6 +169,7 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     if why:
         raise GateError("rows not comparable: " + "; ".join(why))
     comparison.speed = gate.compare_speed(gate.pooled(points["A"]), gate.pooled(points["B"]), request.speed_factor)
+    comparison.unresolved = gate.unresolved(gate.spread(comparison.rounds), request.speed_factor)
     flagged = [s for s in comparison.speed if s.verdict == "slower"]
     if flagged:
         started = time.monotonic()

@@ -9,7 +9,8 @@ the same on its own samples. *Faster* is the mirror image: reported, never a fai
 
 The host: a confirmed slower point counts only if its ratio is beyond what the host alone did to that benchmark in
 this run: the largest ratio between the medians of two rounds of the *same* commit (:func:`spread`; A1, A2, A3 are
-all BASE). Within it, the host could explain the slowdown and the speed verdict is inconclusive. Each round also
+all BASE). Within it, the host could explain the slowdown and the speed verdict is inconclusive; so it is where a
+point's spread reached the speed factor, since a slowdown that large could then hide in it (a false pass). Each round also
 measures the matmul rate at its start and at its end (``bench_peak``, ``bench_zz_peak_end``); with a host
 tolerance, a rate that moved by more than it within a round makes the speed verdict inconclusive too (on a shared
 2-core machine that rate moves by 10-40% within most runs, with no effect on the single-threaded benchmarks: the
@@ -116,6 +117,12 @@ def spread(rounds: dict[str, list[dict]]) -> dict[tuple, float]:
     return out
 
 
+def unresolved(spreads: dict[tuple, float], factor: float) -> dict[tuple, float]:
+    """The points whose :func:`spread` reached the speed factor: the host alone moved them as far as a regression
+    must, so a slowdown of that size could hide in the noise and "nothing slower" says nothing there."""
+    return {k: v for k, v in spreads.items() if v >= factor}
+
+
 def explained(slower: list[Speed], spreads: dict[tuple, float]) -> list[Speed]:
     """The confirmed slower points the host alone could explain: a ratio no larger than their :func:`spread`
     (a point without one counts as explained)."""
@@ -203,18 +210,19 @@ def compare_precision(base: list[dict], head: list[dict], factor: float, floor: 
 
 
 def status(problems: list[str], precision: list[Precision], moved: list[HostMove], slower: list[Speed],
-           within: list[Speed] = ()) -> int:
+           within: list[Speed] = (), unsure: dict | None = None) -> int:
     """The exit status: :data:`BROKEN` where the harness could not compare (``problems``); else
     :data:`REGRESSED` for a precision regression, or a confirmed slower point (``slower``) on a steady host; else
-    :data:`INCONCLUSIVE` where the matmul rate moved (``moved``) or a confirmed slower point was ``within`` the
-    host's own spread (:func:`explained`); else :data:`PASSED`."""
+    :data:`INCONCLUSIVE` where the matmul rate moved (``moved``), a confirmed slower point was ``within`` the
+    host's own spread (:func:`explained`), or a point's spread reached the speed factor (``unsure``,
+    :func:`unresolved`); else :data:`PASSED`."""
     if problems:
         return BROKEN
     if any(p.verdict == "regressed" for p in precision):
         return REGRESSED
     if moved:
         return INCONCLUSIVE
-    return REGRESSED if slower else INCONCLUSIVE if within else PASSED
+    return REGRESSED if slower else INCONCLUSIVE if within or unsure else PASSED
 
 
 def _eps(row: dict) -> float:

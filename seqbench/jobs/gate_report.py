@@ -57,6 +57,9 @@ def host_line(comparison, tolerance: float | None) -> str:
     ratio = max((s.ratio for s in comparison.within), default=0)
     within = (f"; {len(comparison.within)} confirmed slower point(s), up to x{ratio:.2f}, within the spread of their "
               "own commit's rounds: speed inconclusive" if comparison.within else "")
+    if comparison.unresolved:
+        within += (f"; {len(comparison.unresolved)} point(s) moved by up to x{max(comparison.unresolved.values()):.2f}"
+                   " between rounds of one commit, as far as a regression must: speed inconclusive")
     if not comparison.moves:
         return "host: no matmul rate measured at both ends of a round" + within
     worst = max(comparison.moves, key=lambda m: m.moved)

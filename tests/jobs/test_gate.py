@@ -76,6 +76,7 @@ def test_a_slowdown_no_larger_than_the_same_commits_rounds_differ_is_the_hosts(t
     assert gate.explained(slower, spreads) == slower[:1]
     assert gate.explained(slower, {}) == slower  # no spread known: the host could explain anything
     assert gate.spread({"A1": rounds["A1"], "B1": rounds["B1"]}) == {key["x"]: 1.0, key["y"]: 1.0}
+    assert gate.unresolved(spreads, 1.5) == spreads and gate.unresolved(spreads, 2.0) == {}  # 1.8x: as far as 1.5x
 
 
 def peaks(start: float, end: float) -> list[dict]:
@@ -131,4 +132,6 @@ def test_the_exit_status_orders_broken_regressed_inconclusive_passed():
     assert gate.status([], [same], [], slower) == gate.REGRESSED
     assert gate.status([], [same], [], slower, within=slower) == gate.REGRESSED  # one beyond the spread is enough
     assert gate.status([], [same], [], [], within=slower) == gate.INCONCLUSIVE
+    assert gate.status([], [same], [], [], unsure={("b", ()): 1.8}) == gate.INCONCLUSIVE  # nothing slower, unsure
+    assert gate.status([], [same], [], slower, unsure={("b", ()): 1.8}) == gate.REGRESSED
     assert gate.status([], [same], [], []) == gate.PASSED == 0
