@@ -35,8 +35,10 @@ class GatePlug(NumpyBackend):
             for _ in range(int(WORK) - 1):
                 op.reference(**inputs)
             steps = round((WORK % 1) * len(inputs["x"]))  # x: (T, B, I)
-            if steps:
-                op.reference(**{**inputs, "x": inputs["x"][:steps]})
+            if steps:  # ragged lengths cut to the steps kept
+                lengths = inputs.get("lengths")
+                op.reference(**{**inputs, "x": inputs["x"][:steps],
+                                **({} if lengths is None else {"lengths": np.minimum(lengths, steps)})})
             if not ERROR:
                 return out
             exact = op.reference(**_float64(inputs))
