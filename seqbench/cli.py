@@ -111,6 +111,12 @@ def _add_bench(subparsers) -> None:
                                      "the host name); created with `asv machine --yes` if unknown")
     p.add_argument("--set-commit-hash", metavar="COMMIT",
                    help="keep the results, recorded for COMMIT (e.g. HEAD), merged into the results directory")
+    p.add_argument("--commits", metavar="A..B",
+                   help="record every commit of git rev-list A..B, oldest first, each installed apart (as "
+                        "`continuous` installs a commit) and benchmarked by its own seqbench: a history for asv "
+                        "publish; logs in seqbench-history/")
+    p.add_argument("--cache-dir", help="with --commits: where installed commits are kept (default: "
+                                       "$SEQBENCH_CACHE_DIR/commits, else ~/.cache/seqbench/commits)")
     p.add_argument("--results-dir", help="merge kept results into this folder instead of the config's results/")
     p.add_argument("--config", help="asv.conf.json (default: found from the current directory up)")
     p.add_argument("--launch-method", choices=("spawn", "forkserver"),
@@ -126,6 +132,8 @@ def _add_bench(subparsers) -> None:
 
 def _bench(args) -> int:
     ops = values(args.op)
+    if args.commits or args.cache_dir:
+        return _history(args)
     request = bench.Request(
         replace(_selection(args, extra_ops=(bench.TRAINING,)), ops=tuple(o for o in ops if o != bench.TRAINING)),
         grid=args.grid or "quick", training=bench.TRAINING in ops, commit=args.set_commit_hash,
@@ -139,13 +147,34 @@ def _bench(args) -> int:
     return bench.run(request)
 
 
+def _history(args) -> int:
+    """``seqbench bench --commits A..B``: each commit's own sweep, over this command's grid and narrowing."""
+    from seqbench.jobs import history
+
+    if not args.commits:
+        raise ValueError("--cache-dir goes with --commits")
+    clash = [o for o, given in (("--set-commit-hash", args.set_commit_hash), ("--cluster", args.cluster),
+                                ("--dry-run", args.dry_run), ("--log", args.log)) if given]
+    if clash:
+        raise ValueError(f"--commits records each commit itself and takes no {', '.join(clash)}")
+    _selection(args, extra_ops=(bench.TRAINING,))  # clear errors before anything installs
+    argv = ["--grid", args.grid or "quick"]
+    for option, chosen in (("--op", args.op), ("--backend", args.backend), ("--device", args.device),
+                           ("--dtype", args.dtype), ("--machine", args.machine and [args.machine]),
+                           ("--launch-method", args.launch_method and [args.launch_method])):
+        if chosen:
+            argv += [option, ",".join(chosen)]
+    return history.run(args.commits, argv + (["--show-stderr"] if args.show_stderr else []), args.config,
+                       Path(args.results_dir) if args.results_dir else None, args.cache_dir and Path(args.cache_dir))
+
+
 def _add_continuous(subparsers) -> None:
     p = subparsers.add_parser(
         "continuous", help="the CI gate: is HEAD slower, or less accurate, than BASE?",
         description="Benchmark BASE and HEAD over the gate grid in alternating rounds (A, B, A, B), confirm what "
                     "looks slower with a round of its own, and check both commits against the reference. Exit "
                     "status: 0 nothing regressed, 1 a confirmed regression, 2 could not compare, 3 inconclusive "
-                    "(the host's matmul rate moved within a round).")
+                    "(the host did not hold still: a slowdown no larger than a commit's own rounds differ).")
     p.add_argument("base", nargs="?", metavar="BASE", help="the commit compared against (default: the merge base "
                                                              "of HEAD with main)")
     p.add_argument("head", nargs="?", default="HEAD", metavar="HEAD", help="the commit judged (default: HEAD)")
@@ -157,9 +186,10 @@ def _add_continuous(subparsers) -> None:
                         "moves by 10-30%% between runs, never by half)")
     p.add_argument("--precision-factor", type=positive_number, default=2.0, metavar="X",
                    help="an error counts as grown beyond X times BASE's + 0.5 eps (default %(default)s)")
-    p.add_argument("--host-tolerance", type=positive_number, default=0.10, metavar="FRACTION",
-                   help="the speed verdict is inconclusive where the matmul rate moved by more than this within a "
-                        "round (default %(default)s)")
+    p.add_argument("--host-tolerance", type=positive_number, metavar="FRACTION",
+                   help="also call the speed verdict inconclusive where the matmul rate moved by more than this "
+                        "within a round (default: reported, not judged; a confirmed slower point within the spread "
+                        "of its own commit's rounds is inconclusive in any case)")
     p.add_argument("--out", default="seqbench-continuous/comparison.md", metavar="FILE",
                    help="the comparison in Markdown; results and logs beside it (default: %(default)s)")
     p.add_argument("--cache-dir", help="where installed commits are kept (default: $SEQBENCH_CACHE_DIR/commits, "
@@ -172,7 +202,7 @@ def _add_continuous(subparsers) -> None:
 def _continuous(args) -> int:
     from seqbench.jobs import continuous
 
-    if args.speed_factor <= 1 or args.precision_factor < 1 or args.host_tolerance >= 1:
+    if args.speed_factor <= 1 or args.precision_factor < 1 or (args.host_tolerance or 0) >= 1:
         raise ValueError("--speed-factor must be above 1, --precision-factor at least 1 and --host-tolerance below "
                          f"1, got {args.speed_factor}, {args.precision_factor} and {args.host_tolerance}")
     narrowed = Selection(ops=values(args.op), devices=values(args.device) or ("cpu",), dtypes=values(args.dtype))

@@ -10,8 +10,9 @@ downloaded. Each commit's own ``seqbench bench`` and ``seqbench check`` run, so 
 its own.
 
 Speed: the ``gate`` grid in rounds A, B, A, B (A = BASE), every sample kept, then a confirmation round (A, B) of the
-flagged benchmarks only; precision: ``seqbench check`` at both commits. The rules and the exit status are
-:mod:`seqbench.jobs.gate`'s. asv's and pytest's output go to log files under ``<out>/logs/``.
+flagged benchmarks only, a confirmed point judged against the spread of its own commit's rounds; precision:
+``seqbench check`` at both commits. The rules and the exit status are :mod:`seqbench.jobs.gate`'s. asv's and
+pytest's output go to log files under ``<out>/logs/``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Request:
     dtypes: tuple = ()
     speed_factor: float = 1.5
     precision_factor: float = 2.0
-    host_tolerance: float = 0.10
+    host_tolerance: float | None = None  # the matmul rate's move within a round that makes speed inconclusive
     out: Path = Path("seqbench-continuous/comparison.md")  # the Markdown; results and logs beside it
     cache: Path | None = None
     config: str | None = None
@@ -64,14 +65,19 @@ class Comparison:
     commits: tuple = ("", "")
     speed: list = field(default_factory=list)  # gate.Speed over the four rounds
     confirmed: list = field(default_factory=list)  # gate.Speed: slower again in the confirmation round
+    within: list = field(default_factory=list)  # gate.Speed: confirmed, but within the host's own spread
+    rounds: dict = field(default_factory=dict)  # asv's points by round (A1, B1, ...)
+    unresolved: dict = field(default_factory=dict)  # point -> its rounds' spread, where it reached the speed factor
     moves: list = field(default_factory=list)  # gate.HostMove of every round
     precision: list = field(default_factory=list)  # gate.Precision
     problems: list = field(default_factory=list)  # why the harness could not compare
     logs: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
-    def status(self, tolerance: float) -> int:
-        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), self.confirmed)
+    def status(self, tolerance: float | None) -> int:
+        beyond = [s for s in self.confirmed if s not in self.within]
+        return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), beyond, self.within,
+                           self.unresolved)
 
 
 def main(request: Request) -> int:
@@ -138,13 +144,13 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     names = ("BASE", "HEAD")
     started = time.monotonic()
     with console.phase("install", total=2) as bar:
-        sites = []
+        sites, cache = [], cache_dir(request.cache)
         for name, sha in zip(names, comparison.commits):
-            sites.append(install(root, sha, _cache(request), out / "logs" / f"install-{name.lower()}.log", name))
+            sites.append(install(root, sha, cache, out / "logs" / f"install-{name.lower()}.log", name))
             bar.advance(item=f"{name} {sha[:10]}")
         bar.done("both commits installed")
     comparison.timings["install"] = time.monotonic() - started
-    envs = [_environment(site) for site in sites]
+    envs = [environment(site) for site in sites]
     for name, site, env in zip(names, sites, envs):
         _require_own(name, site, env, out / "logs")
     rounds = [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
@@ -163,11 +169,13 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     if why:
         raise GateError("rows not comparable: " + "; ".join(why))
     comparison.speed = gate.compare_speed(gate.pooled(points["A"]), gate.pooled(points["B"]), request.speed_factor)
+    comparison.unresolved = gate.unresolved(gate.spread(comparison.rounds), request.speed_factor)
     flagged = [s for s in comparison.speed if s.verdict == "slower"]
     if flagged:
         started = time.monotonic()
         again = _confirm(request, config, out, comparison, flagged, envs)
         comparison.confirmed = gate.confirmed(flagged, again)
+        comparison.within = gate.explained(comparison.confirmed, gate.spread(comparison.rounds))
         comparison.timings["confirmation"] = time.monotonic() - started
     started = time.monotonic()
     rows = []
@@ -181,9 +189,10 @@ def _run(request: Request, root: Path, config: Path, out: Path, comparison: Comp
     comparison.timings["precision"] = time.monotonic() - started
 
 
-def _cache(request: Request) -> Path:
-    if request.cache:
-        return Path(request.cache).resolve()
+def cache_dir(chosen: Path | None = None) -> Path:
+    """Where installed commits are kept: ``chosen``, else ``$SEQBENCH_CACHE_DIR/commits``, else the user's cache."""
+    if chosen:
+        return Path(chosen).resolve()
     root = os.environ.get("SEQBENCH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
                                                        Path.home() / ".cache") / "seqbench"
     return Path(root) / "commits"
@@ -214,7 +223,7 @@ def install(root: Path, sha: str, cache: Path, log: Path, name: str) -> Path:
     return site
 
 
-def _environment(site: Path) -> dict:
+def environment(site: Path) -> dict:
     """This process's environment with a commit's seqbench first on the path (asv's benchmark processes too), and
     the current directory kept off it (``PYTHONSAFEPATH``: a checkout's own ``seqbench/`` would come first)."""
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
@@ -262,6 +271,7 @@ def _round(request, config, out, comparison, name: str, k: int, env: dict, ops=N
     if code != 0:
         raise GateError(f"speed round {name}: seqbench bench exited with {code}{_said(log)}: see {log}")
     points = asv_files.read([results])[1] if results.is_dir() else []
+    comparison.rounds[name] = points
     comparison.moves += gate.host_moves(name, points)
     return points
 

@@ -17,11 +17,12 @@ HEADERS = ["check", "what", "BASE", "HEAD", "change", "verdict"]
 def changes(comparison) -> list[list[str]]:
     """One row per speed or precision change: regressions first, then improvements."""
     confirmed = {s.key for s in comparison.confirmed}
+    within = {s.key for s in comparison.within}
     rows = []
     for s in comparison.speed:
         if s.verdict != "same":
-            verdict = ("slower, confirmed" if s.key in confirmed else "slower, not confirmed"
-                       if s.verdict == "slower" else "faster")
+            verdict = ("slower, within the host's spread" if s.key in within else "slower, confirmed"
+                       if s.key in confirmed else "slower, not confirmed" if s.verdict == "slower" else "faster")
             rows.append(["speed", gate.label(s.key), _ms(s.medians[0]), _ms(s.medians[1]), f"x{s.ratio:.2f}",
                          verdict])
     for p in comparison.precision:
@@ -51,14 +52,22 @@ def summary(comparison, request, code: int, markdown) -> str:
     return "\n".join(lines)
 
 
-def host_line(comparison, tolerance: float) -> str:
+def host_line(comparison, tolerance: float | None) -> str:
+    """The host's two checks: the confirmed slower points within their rounds' spread, and the matmul rate."""
+    ratio = max((s.ratio for s in comparison.within), default=0)
+    within = (f"; {len(comparison.within)} confirmed slower point(s), up to x{ratio:.2f}, within the spread of their "
+              "own commit's rounds: speed inconclusive" if comparison.within else "")
+    if comparison.unresolved:
+        within += (f"; {len(comparison.unresolved)} point(s) moved by up to x{max(comparison.unresolved.values()):.2f}"
+                   " between rounds of one commit, as far as a regression must: speed inconclusive")
     if not comparison.moves:
-        return "host: no matmul rate measured at both ends of a round"
+        return "host: no matmul rate measured at both ends of a round" + within
     worst = max(comparison.moves, key=lambda m: m.moved)
     moved = gate.unsteady(comparison.moves, tolerance)
     return (f"host: the matmul rate moved by up to {worst.moved:.0%} within a round (round {worst.round}, "
-            f"{worst.start:.0f} -> {worst.end:.0f} GFLOP/s); tolerance {tolerance:.0%}"
-            + (f": speed inconclusive ({', '.join(m.round for m in moved)})" if moved else ""))
+            f"{worst.start:.0f} -> {worst.end:.0f} GFLOP/s); "
+            + ("not judged (no --host-tolerance)" if tolerance is None else f"tolerance {tolerance:.0%}")
+            + (f": speed inconclusive ({', '.join(m.round for m in moved)})" if moved else "") + within)
 
 
 def render(comparison, request, code: int) -> str:
@@ -67,7 +76,8 @@ def render(comparison, request, code: int) -> str:
     out = [f"# seqbench continuous: {base} -> {head}", "", f"**exit {code}: {MEANING[code]}**", ""]
     out += [f"* problem: {p}" for p in comparison.problems]
     out += [f"Speed: slower counts beyond x{request.speed_factor:g}, significant by asv's test (Mann-Whitney U, "
-            "p < 0.002), and slower again in a confirmation round of its own. Precision: a pass turned fail, or "
+            "p < 0.002), slower again in a confirmation round of its own, and further apart than the same commit's "
+            "rounds. Precision: a pass turned fail, or "
             f"an error above {request.precision_factor:g} x BASE's + 0.5 eps.", ""]
     rows = changes(comparison)
     if rows:

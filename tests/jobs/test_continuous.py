@@ -6,57 +6,23 @@ cores, so the test runs in CI (``CI=true``) only."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "tests" / "plugins" / "gate_plugin.py"
+from project_repo import commit, environment, project
 
 pytestmark = pytest.mark.skipif(os.environ.get("CI") != "true", reason=(
     "three gate runs of benchmarks and checks (about 3 minutes on two cores): run with CI=true"))
 
 
-def git(repo: Path, *argv) -> str:
-    return subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit(repo: Path, path: str, old: str, new: str, message: str, base: str) -> str:
-    """A commit on top of ``base`` replacing ``old`` with ``new`` in ``path``; returns its hash."""
-    git(repo, "checkout", "-q", "--detach", base)
-    file = repo / path
-    text = file.read_text()
-    assert old in text, (path, old)
-    file.write_text(text.replace(old, new, 1))
-    git(repo, "commit", "-qam", message)
-    return git(repo, "rev-parse", "HEAD")
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, dict]:
-    """The project (its tracked files, as in the working tree) with the plug-in registered: BASE and three
-    commits on top of it."""
+    """The project with the plug-in registered (``project_repo``): BASE and three commits on top of it."""
     repo = tmp_path_factory.mktemp("gate") / "project"
-    files = git(ROOT, "ls-files", "-co", "--exclude-standard").splitlines()
-    for name in files:
-        if name.startswith("results/") or not (ROOT / name).is_file():
-            continue
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-    shutil.copy2(PLUGIN, repo / "backends" / "gateplug.py")
-    pyproject = repo / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        '[project.entry-points."seqbench.backends"]\n',
-        '[project.entry-points."seqbench.backends"]\ngateplug = "seqbench.backends.gateplug:GatePlug"\n'))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "BASE")
-    git(repo, "config", "user.name", "t")
-    git(repo, "config", "user.email", "t@t")
-    base = git(repo, "rev-parse", "HEAD")
+    base = project(repo)
     commits = {
         "BASE": base,
         "docs": commit(repo, "README.md", "# seqbench", "# seqbench (docs only)", "docs", base),
@@ -68,17 +34,10 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
 
 def gate(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str]:
     """``seqbench continuous BASE head`` on the plug-in, float32; its exit status and its Markdown."""
-    home = tmp_path / "home"
-    home.mkdir()
-    locks = os.environ.get("SEQBENCH_CACHE_DIR") or str(Path(os.environ.get("XDG_CACHE_HOME") or
-                                                             Path.home() / ".cache") / "seqbench")
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HOME": str(home),
-           "SEQBENCH_CACHE_DIR": locks}  # the machine's sweep lock, shared with every other sweep here
+    env = environment(tmp_path / "home")
     out = tmp_path / "out" / "comparison.md"
-    # --host-tolerance 0.9: this test asserts what the rounds find, on a shared CI machine whose matmul rate moves
-    # by 10-40% within a round; the host check is the unit tests' (tests/jobs/test_gate.py)
     done = subprocess.run([sys.executable, "-m", "seqbench", "continuous", commits["BASE"], commits[head],
-                           "--backend", "gateplug", "--op", "lstm", "--dtype", "float32", "--host-tolerance", "0.9",
+                           "--backend", "gateplug", "--op", "lstm", "--dtype", "float32",
                            "--out", str(out), "--cache-dir", str(tmp_path.parent / "commits")],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.is_file(), done.stdout + done.stderr
@@ -91,10 +50,12 @@ def test_a_docs_only_commit_passes(repo, tmp_path):
 
 
 def test_twice_the_work_is_named_slower_with_its_ratio(repo, tmp_path):
+    """Exit 1; or 3 where the host alone moved the benchmark as far between two rounds of one commit (a busy
+    shared machine: the gate then says so, never a pass)."""
     code, said = gate(*repo, "work", tmp_path)
-    assert code == 1, said
+    assert code == 1 or (code == 3 and "within the spread of their own commit's rounds" in said), said
     slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
-                        r"slower, confirmed \|", said)
+                        r"slower, (?:confirmed|within the host's spread) \|", said)
     assert slower, said
     assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
     assert "| precision |" not in said

@@ -65,6 +65,20 @@ def test_only_a_confirmed_slower_point_is_kept(tmp_path):
     assert [dict(v.key[1])["backend"] for v in kept] == ["x"]
 
 
+def test_a_slowdown_no_larger_than_the_same_commits_rounds_differ_is_the_hosts(tmp_path):
+    """BASE's rounds 1.8x apart (the host moved): HEAD 1.6x slower is within that, 2.5x slower is beyond it."""
+    rounds = {name: side(tmp_path, name, {"x": m, "y": m}) for name, m in
+              (("A1", 1e-3), ("B1", 2e-3), ("A2", 1.8e-3), ("B2", 2.1e-3))}
+    spreads = gate.spread(rounds)
+    assert list(spreads.values()) == pytest.approx([1.8, 1.8])
+    key = {dict(k[1])["backend"]: k for k in spreads}
+    slower = [gate.Speed(key["x"], 1.6, True, "slower"), gate.Speed(key["y"], 2.5, True, "slower")]
+    assert gate.explained(slower, spreads) == slower[:1]
+    assert gate.explained(slower, {}) == slower  # no spread known: the host could explain anything
+    assert gate.spread({"A1": rounds["A1"], "B1": rounds["B1"]}) == {key["x"]: 1.0, key["y"]: 1.0}
+    assert gate.unresolved(spreads, 1.5) == spreads and gate.unresolved(spreads, 2.0) == {}  # 1.8x: as far as 1.5x
+
+
 def peaks(start: float, end: float) -> list[dict]:
     return [{"benchmark": name, "params": {"device": "cpu", "dtype": "float32"}, "result": rate}
             for name, rate in ((gate.PEAK_START, start), (gate.PEAK_END, end))]
@@ -73,7 +87,7 @@ def peaks(start: float, end: float) -> list[dict]:
 def test_a_host_whose_matmul_rate_moved_beyond_the_tolerance_is_unsteady():
     moves = gate.host_moves("A1", peaks(150.0, 120.0)) + gate.host_moves("B1", peaks(150.0, 145.0))
     assert [m.round for m in gate.unsteady(moves, 0.10)] == ["A1"]
-    assert gate.unsteady(moves, 0.25) == []
+    assert gate.unsteady(moves, 0.25) == [] and gate.unsteady(moves, None) == []  # None: not judged
     assert gate.host_moves("A2", peaks(150.0, math.nan)) == []  # no end rate: nothing to judge
 
 
@@ -116,4 +130,8 @@ def test_the_exit_status_orders_broken_regressed_inconclusive_passed():
     assert gate.status([], [regressed], moved, []) == gate.REGRESSED == 1
     assert gate.status([], [same], moved, slower) == gate.INCONCLUSIVE == 3
     assert gate.status([], [same], [], slower) == gate.REGRESSED
+    assert gate.status([], [same], [], slower, within=slower) == gate.REGRESSED  # one beyond the spread is enough
+    assert gate.status([], [same], [], [], within=slower) == gate.INCONCLUSIVE
+    assert gate.status([], [same], [], [], unsure={("b", ()): 1.8}) == gate.INCONCLUSIVE  # nothing slower, unsure
+    assert gate.status([], [same], [], slower, unsure={("b", ()): 1.8}) == gate.REGRESSED
     assert gate.status([], [same], [], []) == gate.PASSED == 0
