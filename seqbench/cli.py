@@ -182,8 +182,9 @@ def _add_continuous(subparsers) -> None:
                        ("device", "device (default: cpu)"), ("dtype", "dtype")):
         p.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
     p.add_argument("--speed-factor", type=positive_number, default=1.5, metavar="X",
-                   help="slower counts only beyond HEAD/BASE > X (default %(default)s: on shared CPUs a median "
-                        "moves by 10-30%% between runs, never by half)")
+                   help="slower counts only beyond HEAD/BASE > X (default %(default)s: on a shared 2-core machine "
+                        "a median moves by 3-25%% between two rounds of one commit in most runs, by up to 3x in "
+                        "some: the gate then says inconclusive)")
     p.add_argument("--precision-factor", type=positive_number, default=2.0, metavar="X",
                    help="an error counts as grown beyond X times BASE's + 0.5 eps (default %(default)s)")
     p.add_argument("--host-tolerance", type=positive_number, metavar="FRACTION",

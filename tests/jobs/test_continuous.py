@@ -14,6 +14,10 @@ import pytest
 
 from project_repo import commit, environment, project
 
+#: what the gate says where the host's own rounds moved too far to judge speed (``gate.explained``, ``unresolved``)
+HOST = re.compile(r"within the spread of their own commit's rounds|between rounds of one commit, as far as a "
+                  r"regression must")
+
 pytestmark = pytest.mark.skipif(os.environ.get("CI") != "true", reason=(
     "three gate runs of benchmarks and checks (about 3 minutes on two cores): run with CI=true"))
 
@@ -45,20 +49,22 @@ def gate(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str
 
 
 def test_a_docs_only_commit_passes(repo, tmp_path):
+    """Exit 0; or 3 where the host alone moved a benchmark as far as the speed factor (the gate says so)."""
     code, said = gate(*repo, "docs", tmp_path)
-    assert code == 0, said
+    assert code == 0 or (code == 3 and HOST.search(said)), said
 
 
 def test_twice_the_work_is_named_slower_with_its_ratio(repo, tmp_path):
     """Exit 1; or 3 where the host alone moved the benchmark as far between two rounds of one commit (a busy
     shared machine: the gate then says so, never a pass)."""
     code, said = gate(*repo, "work", tmp_path)
-    assert code == 1 or (code == 3 and "within the spread of their own commit's rounds" in said), said
-    slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
-                        r"slower, (?:confirmed|within the host's spread) \|", said)
-    assert slower, said
-    assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
+    assert code == 1 or (code == 3 and HOST.search(said)), said
     assert "| precision |" not in said
+    if code == 1:
+        slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
+                            r"slower, confirmed \|", said)
+        assert slower, said
+        assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
 
 
 def test_ten_times_the_error_is_named_with_its_eps(repo, tmp_path):
