@@ -98,7 +98,7 @@ def elsewhere(points: list[dict], newest: dict) -> dict:
     folders than the newest one's (``source``, ``commit``, ``date``, ``time_s``), for answers to show."""
     found: dict = {}
     for p in points:
-        key = (p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))
+        key = asv_files.point_key(p)
         chosen = newest.get(key)
         if p["type"] == "time" and chosen is not None and p.get("source") != chosen.get("source") \
                 and asv_files.measured(p["result"]):

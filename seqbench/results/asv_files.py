@@ -142,8 +142,13 @@ def latest(points: list[dict]) -> dict[tuple, dict]:
     leaves the last measurement of it standing."""
     newest = {}
     for p in sorted(points, key=lambda p: (measured(p["result"]), p["date"] or 0)):
-        newest[(p["machine"], p["suite"], p["method"], tuple(sorted(p["params"].items(), key=str)))] = p
+        newest[point_key(p)] = p
     return newest
+
+
+def point_key(point: dict) -> tuple:
+    """What makes a point the same measurement across results files: ``(machine, suite, method, parameters)``."""
+    return point["machine"], point["suite"], point["method"], tuple(sorted(point["params"].items(), key=str))
 
 
 def measured(value) -> bool:
