@@ -10,7 +10,7 @@ from seqbench import catalog
 from seqbench.precision import tolerance
 
 from . import estimate, noise
-from .benchmark_rows import PASS_FLOPS
+from .benchmark_rows import PASS_FLOPS, shape_of
 from .conformance_rows import conforms, in_dtype_eps
 
 #: asv's statistics of a time, kept with a candidate to test it against another
@@ -107,7 +107,7 @@ def candidate(row, rule: Rule, how: str = estimate.MEASURED, time_s: float | Non
     throughput, gflops = get("throughput"), get("gflops")
     if not measured:
         entry = catalog.ops().get(get("op"))
-        full = {**{"I": shape.get("H"), "L": 2}, **shape}
+        full = shape_of(entry, shape)  # the shape the suite would have benchmarked (I follows H)
         throughput = entry.tokens(full) / time_s if entry else math.nan
         gflops = entry.flops(full) * PASS_FLOPS.get(get("kind"), math.nan) / time_s / 1e9 if entry else math.nan
     return Candidate(
