@@ -10,7 +10,60 @@ import numpy as np
 
 from seqbench import catalog
 from seqbench.backends.protocol import Backend, TrainingSteps, Traits
-from seqbench.reference import training
+from seqbench.reference.glove import weighting
+from seqbench.reference.primitives import sigmoid
+from seqbench.reference.training import GLOVE_PARAMETERS
+from seqbench.reference.word2vec import context_mean
+
+
+def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.negative_sampling_step` on the rows the batch touches, in place.
+
+    ``s_bk = e_k·h_b`` for the targets ``k`` (the centre word, then the noise
+    words), ``ds_b0 = σ(s_b0) − 1``, ``ds_bk = σ(s_bk)``; ``E_out[k] −= η ds_bk h_b``
+    and every context row of item ``b`` ``−= η Σ_k ds_bk e_k``, scatter-added
+    (``np.add.at``): O(B·K·d) a step, never a (V, d) gradient.
+    """
+    E_in, E_out = state["E_in"], state["E_out"]
+    w_ctx = np.asarray(w_ctx)
+    targets = np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1)  # (B, K+1)
+    h = context_mean(E_in, w_ctx)[0]  # (B, d)
+    e = E_out[targets]  # (B, K+1, d)
+    ds = sigmoid(np.einsum("bkd,bd->bk", e, h))
+    ds[:, 0] -= 1
+    dh = np.einsum("bk,bkd->bd", ds, e)
+    np.add.at(E_out, targets.reshape(-1), (-lr * ds[..., None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    present = w_ctx >= 0
+    np.add.at(E_in, w_ctx[present], np.repeat(-lr * dh, present.sum(axis=1), axis=0))
+    return state
+
+
+def _row_sums(ids, values):
+    """The distinct ``ids`` and, for each, the sum of its rows of ``values``."""
+    distinct, inverse = np.unique(ids, return_inverse=True)
+    sums = np.zeros_like(values, shape=(len(distinct), *values.shape[1:]))
+    np.add.at(sums, inverse, values)
+    return distinct, sums
+
+
+def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
+    """:func:`seqbench.reference.training.glove_adagrad_step` on the rows the batch touches, in place.
+
+    ``q = f(X_ij)(θ_i·e_j + b_i + b'_j − log X_ij)`` per entry; each touched
+    row's gradient (``Σ q e_j`` for ``θ_i``, ``Σ q θ_i`` for ``e_j``, ``Σ q`` for
+    the biases) then ``G += g²``, ``p −= η g/√G`` on those rows only.
+    """
+    theta, e, b, b_prime = (state[k] for k in GLOVE_PARAMETERS)
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    x = np.asarray(x, dtype=theta.dtype)
+    q = weighting(x, x_max, alpha) * ((theta[rows] * e[cols]).sum(axis=1) + b[rows] + b_prime[cols] - np.log(x))
+    for name, ids, g in (("theta", rows, q[:, None] * e[cols]), ("e", cols, q[:, None] * theta[rows]),
+                         ("b", rows, q), ("b_prime", cols, q)):
+        touched, g = _row_sums(ids, g)
+        G = state[f"G_{name}"]
+        G[touched] += g * g
+        state[name][touched] -= lr * g / np.sqrt(G[touched])
+    return state
 
 
 class NumpyBackend(Backend):
@@ -34,7 +87,7 @@ class NumpyBackend(Backend):
         return op.reference_vjp
 
     def training_steps(self, device, dtype):
-        return TrainingSteps(training.negative_sampling_state_step, training.glove_state_step)
+        return TrainingSteps(negative_sampling_step, glove_step)
 
     def versions(self):
         import scipy

@@ -92,12 +92,19 @@ class TrainingSteps:
       accumulators ``"G_theta"``, ...;
 
     both the math of :mod:`seqbench.reference.training`. The state holds device arrays (``to_device``); the
-    batches are NumPy arrays (int64 ids, float64 counts); a step returns the new state and may update the
+    batches are NumPy arrays (integer ids, float64 counts); a step returns the new state and may update the
     old one in place.
+
+    ``sequential``: the steps apply a batch's items one after the other, each a reference step of its own
+    (``B = 1``) on the parameters the items before it left, in place, and may run in several threads at
+    once on one state (hogwild: word2vec's and GloVe's own loops). The trainers then hand each thread
+    chunks of the corpus (:mod:`seqbench.embed.trainers`) and the step check applies the reference item by
+    item. ``False``: one summed minibatch update per call.
     """
 
     negative_sampling: Callable
     glove: Callable
+    sequential: bool = False
 
 
 @dataclass(frozen=True)

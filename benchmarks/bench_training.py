@@ -22,8 +22,6 @@ word2vec quality bar, ``head500.noblanks.cor`` (330 k words), dim 100, window 5,
 negatives, min count 5, 5 epochs, fractions 0.25 and 1.
 """
 
-import os
-
 from seqbench.embed import corpus, command as embed, trainers
 from seqbench.backends import registry
 from seqbench.backends.protocol import BackendUnavailable, Unsupported
@@ -66,7 +64,7 @@ def train_point(model: str, trainer: str, device: str, fraction: float) -> dict:
     s = trainers.Settings(model=model, dim=grid["dim"], epochs=grid["epochs"], fraction=fraction)
     vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
     if trainer == common.PEER:
-        run = trainers.train_gensim(path, s, workers=os.cpu_count() or 1, vocab=vocab)
+        run = trainers.train_gensim(path, s, vocab=vocab)
     else:
         run = trainers.train(registry.backend(trainer), device, "float32", path, s, vocab)
     return {"words_per_second": run.words_per_second, **embed.evaluate(vocab, run.vectors)}

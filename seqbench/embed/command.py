@@ -10,7 +10,6 @@ same corpus, settings and thread count and prints it beside.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def evaluate(vocab: corpus.Vocabulary, vectors) -> dict:
 def _settings(args) -> trainers.Settings:
     return trainers.Settings(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                              min_count=args.min_count, epochs=args.epochs, sample=args.sample, lr=args.lr,
-                             batch=args.batch, seed=args.seed)
+                             batch=args.batch, seed=args.seed, threads=args.threads)
 
 
 def _train(name, backend, args, path, s, vocab) -> trainers.Trained:
@@ -46,7 +45,7 @@ def _train(name, backend, args, path, s, vocab) -> trainers.Trained:
             bar.advance(words, item=f"{done[0] / max(time.perf_counter() - start, 1e-9):,.0f} words/s")
 
         if backend is None:
-            trained = trainers.train_gensim(path, s, workers=args.threads, vocab=vocab)
+            trained = trainers.train_gensim(path, s, vocab=vocab)
         else:
             trained = trainers.train(backend, args.device, args.dtype, path, s, vocab, progress)
         bar.done(f"{trained.words_per_second:,.0f} words/s, {console.duration(trained.seconds)}")
@@ -79,7 +78,7 @@ def main(args) -> int:
     print(f"update step: conforms ({verdict.ratio:.2g}x the error of a faithful {args.dtype} update)")
     rows = [(args.backend, _train(args.backend, backend, args, path, s, vocab))]
     if args.peer:
-        rows.append((f"gensim ({args.threads} threads)", _train("gensim", None, args, path, s, vocab)))
+        rows.append((f"gensim ({s.threads} threads)", _train("gensim", None, args, path, s, vocab)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     quality.write_word2vec(out, vocab.words, rows[0][1].vectors)
@@ -115,7 +114,7 @@ def add_command(sub) -> None:
                                              "windows, 8192 GloVe entries)")
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--peer", action="store_true", help="also train gensim's Word2Vec on the same settings")
-    e.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="gensim's worker threads (default: "
-                                                                            "this machine's CPUs)")
+    e.add_argument("--threads", type=int, default=0, help="threads of a sequential trainer (numba) and gensim's "
+                                                         "workers (default: this machine's CPUs)")
     e.add_argument("--out", default="vectors.txt", help="where the vectors go (default: %(default)s)")
     e.set_defaults(func=main)

@@ -1,5 +1,5 @@
-"""Text corpora for the embedding trainers: the vocabulary, streamed sentences, and what word2vec and GloVe
-make of them (subsampled windows, co-occurrence counts).
+"""Text corpora for the embedding trainers: the vocabulary, streamed sentences, word2vec's subsampling and
+GloVe's co-occurrence counts (word2vec's items are :mod:`seqbench.embed.pipeline`'s).
 
 A corpus is a plain-text file, one sentence per line, words separated by
 white space (gensim's ``LineSentence``): it is read line by line, never
@@ -120,35 +120,6 @@ def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
         return np.ones(len(counts))
     f = counts / counts.sum()
     return np.minimum(1.0, (np.sqrt(f / sample) + 1) * sample / f)
-
-
-def _windows(n: int, window: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """word2vec's dynamic window: each position ``t`` draws ``b_t ∈ {1..window}``; its context is the positions
-    ``t + j``, ``1 ≤ |j| ≤ b_t``, inside the sentence. Returns the offsets ``(2·window,)`` and a mask ``(n, 2·window)``."""
-    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
-    reach = rng.integers(1, window + 1, n)
-    u = np.arange(n)[:, None] + offsets
-    return offsets, (np.abs(offsets) <= reach[:, None]) & (u >= 0) & (u < n)
-
-
-def skipgram_items(ids: np.ndarray, window: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(w_ctx (P, 1), w_o (P,))``: every (context word, centre word) pair of the sentence, as word2vec trains
-    skip-gram (the context word's input vector predicts the centre word)."""
-    offsets, mask = _windows(len(ids), window, rng)
-    t, k = np.nonzero(mask)
-    return ids[t + offsets[k]][:, None], ids[t]
-
-
-def cbow_items(ids: np.ndarray, window: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(w_ctx (P, 2·window), w_o (P,))``: each position's context window (``-1`` pads it) and its centre word."""
-    offsets, mask = _windows(len(ids), window, rng)
-    u = np.clip(np.arange(len(ids))[:, None] + offsets, 0, max(len(ids) - 1, 0))
-    w_ctx = np.where(mask, ids[u] if len(ids) else u, -1)
-    has = mask.any(axis=1)
-    return w_ctx[has], ids[has]
-
-
-ITEMS = {"skipgram": skipgram_items, "cbow": cbow_items}
 
 
 def cooccurrence_counts(path: Path, vocab: Vocabulary, window: int, fraction: float = 1.0,

@@ -2,36 +2,44 @@
 
 * skip-gram and CBOW with negative sampling, as word2vec trains them:
   separate input and output matrices (``E_in`` uniform in ``±0.5/d``,
-  ``E_out`` zero), frequent words subsampled (:func:`~seqbench.embed.corpus.keep_probability`),
-  a dynamic window (:mod:`seqbench.embed.corpus`), ``K`` noise words per item from
-  ``P_n = U^{3/4}/Z``, and a learning rate decaying linearly from ``lr`` to
-  ``lr·1e-4`` over the words of all epochs. The items of ``batch`` windows
-  are one step (:func:`seqbench.reference.training.negative_sampling_step`);
-  the vectors are the rows of ``E_in``.
+  ``E_out`` zero), the corpus encoded once and its items made chunk by chunk
+  (:mod:`seqbench.embed.pipeline`: frequent words subsampled, dynamic
+  windows, ``K`` noise words per item from ``P_n = U^{3/4}/Z``), and a
+  learning rate decaying linearly from ``lr`` to ``lr·1e-4`` over the words
+  of all epochs. A minibatch backend's step takes ``batch`` items at a time
+  (:func:`seqbench.reference.training.negative_sampling_step`); a sequential
+  backend's (:class:`~seqbench.backends.protocol.TrainingSteps`) takes a chunk
+  of about 10,000 corpus words at a time, item after item, in ``threads``
+  threads on one set of matrices (hogwild, as word2vec and gensim), the rate
+  set per chunk from the words trained before it. The vectors are the rows of ``E_in``.
 * GloVe: the co-occurrence counts ``X_ij`` (1/distance weighting) of the
   whole corpus, then epochs of AdaGrad over its nonzero entries in a fresh
   random order, ``batch`` entries a step
-  (:func:`seqbench.reference.training.glove_adagrad_step`); the vectors are
-  ``(e + θ)/2``.
+  (:func:`seqbench.reference.training.glove_adagrad_step`), or a chunk of
+  entries per thread for a sequential backend; the vectors are ``(e + θ)/2``.
 
 Throughput is counted in corpus words (in the vocabulary, before
 subsampling) per second of training, the same way for every backend and
-for gensim; building the vocabulary (and GloVe's counting) is not timed,
-nor is one warm-up step on scratch parameters, where a compiling backend
-(jax) compiles its step for the batch shape.
+for gensim. Encoding the corpus is timed (once; gensim reads its text in
+every epoch); building the vocabulary (and GloVe's counting) is not, nor is
+one warm-up step on scratch parameters, where a compiling backend (jax,
+numba) compiles its step.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from seqbench.embed import corpus as text
-from seqbench.reference import glove_embedding, noise_distribution, sample_negatives
+from seqbench.embed import corpus as text, pipeline
+from seqbench.reference import glove_embedding
 from seqbench.reference.training import GLOVE_PARAMETERS
 
 MODELS = ("skipgram", "cbow", "glove")
@@ -39,6 +47,8 @@ MODELS = ("skipgram", "cbow", "glove")
 LEARNING_RATE = {"skipgram": 0.025, "cbow": 0.025, "glove": 0.05}
 #: items (windows, or GloVe entries) per step; the step's work grows with it, its Python overhead does not
 BATCH = {"skipgram": 1024, "cbow": 512, "glove": 8192}
+#: GloVe entries per chunk a sequential trainer's thread takes
+GLOVE_CHUNK = 65536
 
 
 @dataclass
@@ -56,18 +66,24 @@ class Settings:
     alpha: float = 0.75
     seed: int = 1
     fraction: float = 1.0  # the first part of the corpus only
+    threads: int = 0  # threads of a sequential trainer (and gensim's workers); 0: this machine's CPUs
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"--model must be one of {list(MODELS)}, got {self.model!r}")
-        for name in ("dim", "window", "negative", "min_count", "epochs"):
+        for name in ("dim", "window", "negative", "min_count", "epochs", "threads"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or value < (0 if name == "threads" else 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        for name in ("lr", "batch"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name} must be a positive number, got {value!r}")
         self.lr = self.lr or LEARNING_RATE[self.model]
         self.batch = self.batch or BATCH[self.model]
+        self.threads = self.threads or os.cpu_count() or 1
 
 
 @dataclass
@@ -88,57 +104,95 @@ class Trained:
 Progress = Callable[[int], None]  # called with the words just trained
 
 
-def _batches(path: Path, vocab: text.Vocabulary, s: Settings, rng: np.random.Generator) -> Iterator[tuple]:
-    """``(w_ctx, w_o, words)`` batches of ``s.batch`` items over all epochs (the remainder carried on, so every
-    batch but the last has the same shape), ``words`` the corpus words whose items the batch completes."""
-    keep = text.keep_probability(vocab.counts, s.sample)
-    items = text.ITEMS[s.model]
+def _fixed_batches(chunks: Iterator[tuple], size: int) -> Iterator[tuple]:
+    """The pipeline's ``(w_ctx, w_o, words)`` chunks re-cut into batches of ``size`` items, int64 (the remainder
+    carried on, so every batch but the last has one shape); ``words``: the corpus words a batch completes."""
     held_ctx, held_o, held_words = [], [], 0
-    for _ in range(s.epochs):
-        for sentence in text.sentences_of(path, s.fraction):
-            ids = vocab.ids(sentence)
-            held_words += len(ids)
-            ids = ids[rng.random(len(ids)) < keep[ids]]
-            w_ctx, w_o = items(ids, s.window, rng)
-            held_ctx.append(w_ctx)
-            held_o.append(w_o)
-            if sum(len(o) for o in held_o) >= s.batch:
-                w_ctx, w_o = np.concatenate(held_ctx), np.concatenate(held_o)
-                full = len(w_o) // s.batch * s.batch
-                for start in range(0, full, s.batch):
-                    yield w_ctx[start:start + s.batch], w_o[start:start + s.batch], held_words if start == 0 else 0
-                held_ctx, held_o, held_words = [w_ctx[full:]], [w_o[full:]], 0
-    w_ctx, w_o = np.concatenate(held_ctx), np.concatenate(held_o)
+    for w_ctx, w_o, words in chunks:
+        held_ctx.append(w_ctx)
+        held_o.append(w_o)
+        held_words += words
+        if sum(len(o) for o in held_o) >= size:
+            w_ctx, w_o = np.concatenate(held_ctx).astype(np.int64), np.concatenate(held_o).astype(np.int64)
+            full = len(w_o) // size * size
+            for first in range(0, full, size):
+                yield w_ctx[first:first + size], w_o[first:first + size], held_words if first == 0 else 0
+            held_ctx, held_o, held_words = [w_ctx[full:]], [w_o[full:]], 0
+    w_ctx, w_o = np.concatenate(held_ctx).astype(np.int64), np.concatenate(held_o).astype(np.int64)
     if len(w_o) or held_words:
         yield w_ctx, w_o, held_words
+
+
+def _chunks(encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings, rng) -> Iterator[tuple]:
+    """Every epoch's items, chunk by chunk (:func:`seqbench.embed.pipeline.epoch_items`)."""
+    keep = text.keep_probability(vocab.counts, s.sample)
+    for _ in range(s.epochs):
+        yield from pipeline.epoch_items(encoded, keep, s.model, s.window, rng)
+
+
+class _Schedule:
+    """The learning rate ``lr·max(1 − done/planned, 1e-4)`` over the corpus words trained, and progress."""
+
+    def __init__(self, s: Settings, planned: int, progress: Progress | None):
+        self.lr, self.planned, self.progress, self.done = s.lr, planned, progress, 0
+
+    def rate(self) -> float:
+        return self.lr * max(1 - self.done / self.planned, 1e-4)
+
+    def trained(self, words: int) -> None:
+        self.done += words
+        if self.progress and words:
+            self.progress(words)
+
+
+def _in_threads(threads: int, work: Iterator[tuple[Callable, int]], schedule: _Schedule) -> None:
+    """Run ``(call, words)`` pairs in ``threads`` threads, at most two per thread queued; progress as each ends."""
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for call, words in work:
+            pending.append((pool.submit(call), words))
+            while len(pending) > 2 * threads or (pending and pending[0][0].done()):
+                future, done = pending.popleft()
+                future.result()
+                schedule.trained(done)
+        for future, done in pending:
+            future.result()
+            schedule.trained(done)
 
 
 def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vocab: text.Vocabulary | None = None,
                    progress: Progress | None = None) -> Trained:
     """Skip-gram or CBOW with negative sampling on ``backend``'s update step (see the module docstring)."""
     vocab = vocab or text.Vocabulary.build(path, s.min_count, s.fraction)
-    step = backend.training_steps(device, dtype).negative_sampling
+    steps = backend.training_steps(device, dtype)
+    step = steps.negative_sampling
     rng = np.random.default_rng(s.seed)
-    V, planned = len(vocab), s.epochs * vocab.total
+    V = len(vocab)
     state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
-    noise = noise_distribution(vocab.counts)
+    noise = pipeline.NoiseTable.of_counts(vocab.counts)
     M = 1 if s.model == "skipgram" else 2 * s.window
     _warm_up(step, backend, device, dtype, {k: (V, s.dim) for k in state},
              (np.zeros((s.batch, M), np.int64), np.zeros(s.batch, np.int64), np.zeros((s.batch, s.negative), np.int64)))
-    done = 0
+    schedule = _Schedule(s, s.epochs * vocab.total, progress)
     backend.synchronize(device)
     start = time.perf_counter()
-    for w_ctx, w_o, words in _batches(path, vocab, s, rng):
-        lr = s.lr * max(1 - done / planned, 1e-4)
-        if len(w_o):
-            state = step(state, w_ctx, w_o, sample_negatives(noise, (len(w_o), s.negative), rng), lr)
-        done += words
-        if progress and words:
-            progress(words)
+    chunks = _chunks(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, rng)
+    if steps.sequential:
+        def work():
+            for w_ctx, w_o, words in chunks:
+                w_neg = noise.draw((len(w_o), s.negative), rng)
+                yield (lambda a=(w_ctx, w_o, w_neg, schedule.rate()): step(state, *a)), words
+        _in_threads(s.threads, work(), schedule)
+    else:
+        for w_ctx, w_o, words in _fixed_batches(chunks, s.batch):
+            if len(w_o):
+                w_neg = noise.draw((len(w_o), s.negative), rng).astype(np.int64)
+                state = step(state, w_ctx, w_o, w_neg, schedule.rate())
+            schedule.trained(words)
     backend.synchronize(device)
     seconds = time.perf_counter() - start
-    return Trained(vocab, backend.to_numpy(state["E_in"]).astype(np.float64), seconds, done)
+    return Trained(vocab, backend.to_numpy(state["E_in"]).astype(np.float64), seconds, schedule.done)
 
 
 def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab: text.Vocabulary | None = None,
@@ -146,26 +200,35 @@ def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab
     """GloVe by AdaGrad over the nonzero co-occurrence counts (see the module docstring)."""
     vocab = vocab or text.Vocabulary.build(path, s.min_count, s.fraction)
     X = text.cooccurrence_counts(path, vocab, s.window, s.fraction)
-    step = backend.training_steps(device, dtype).glove
+    steps = backend.training_steps(device, dtype)
+    step = steps.glove
     rng = np.random.default_rng(s.seed)
     V = len(vocab)
     init = {"theta": (V, s.dim), "e": (V, s.dim), "b": (V,), "b_prime": (V,)}
     state = {k: backend.to_device((rng.random(shape) - 0.5) / s.dim, device, dtype) for k, shape in init.items()}
     state.update({f"G_{k}": backend.to_device(np.ones(shape), device, dtype) for k, shape in init.items()})
     entries = len(X.data)
-    n = min(s.batch, entries)
+    size = min(GLOVE_CHUNK if steps.sequential else s.batch, entries)
     _warm_up(step, backend, device, dtype, {k: np.shape(v) for k, v in state.items()},
-             (np.zeros(n, np.int64), np.zeros(n, np.int64), np.ones(n)))
+             (np.zeros(size, np.int64), np.zeros(size, np.int64), np.ones(size)))
     words_per_entry = vocab.total / max(entries, 1)  # progress and throughput in corpus words, as word2vec's
+    schedule = _Schedule(s, s.epochs * vocab.total, progress)
+
+    def batches():
+        for _ in range(s.epochs):
+            order = rng.permutation(entries)
+            for first in range(0, entries, size):
+                batch = order[first:first + size]
+                yield (X.row[batch], X.col[batch], X.data[batch]), round(len(batch) * words_per_entry)
+
     backend.synchronize(device)
     start = time.perf_counter()
-    for _ in range(s.epochs):
-        order = rng.permutation(entries)
-        for first in range(0, entries, s.batch):
-            batch = order[first:first + s.batch]
-            state = step(state, X.row[batch], X.col[batch], X.data[batch], s.lr)
-            if progress:
-                progress(round(len(batch) * words_per_entry))
+    if steps.sequential:
+        _in_threads(s.threads, (((lambda b=b: step(state, *b, s.lr)), words) for b, words in batches()), schedule)
+    else:
+        for batch, words in batches():
+            state = step(state, *batch, s.lr)
+            schedule.trained(words)
     backend.synchronize(device)
     seconds = time.perf_counter() - start
     params = {k: backend.to_numpy(state[k]).astype(np.float64) for k in GLOVE_PARAMETERS}
@@ -185,8 +248,8 @@ def train(backend, device: str, dtype: str, path: Path, s: Settings, vocab=None,
     return trainer(backend, device, dtype, path, s, vocab, progress)
 
 
-def train_gensim(path: Path, s: Settings, workers: int, vocab: text.Vocabulary | None = None) -> Trained:
-    """The peer: gensim's ``Word2Vec`` on the same corpus (``LineSentence``), settings and thread count.
+def train_gensim(path: Path, s: Settings, vocab: text.Vocabulary | None = None) -> Trained:
+    """The peer: gensim's ``Word2Vec`` on the same corpus (``LineSentence``), settings and ``s.threads`` workers.
 
     Only training is timed (``build_vocab`` is not), as for the trainers here.
     """
@@ -198,7 +261,7 @@ def train_gensim(path: Path, s: Settings, workers: int, vocab: text.Vocabulary |
     vocab = vocab or text.Vocabulary.build(path, s.min_count, s.fraction)
     sentences = list(text.sentences_of(path, s.fraction)) if s.fraction < 1 else LineSentence(str(path))
     model = Word2Vec(vector_size=s.dim, window=s.window, negative=s.negative, min_count=s.min_count,
-                     sg=int(s.model == "skipgram"), sample=s.sample, alpha=s.lr, workers=workers, seed=s.seed,
+                     sg=int(s.model == "skipgram"), sample=s.sample, alpha=s.lr, workers=s.threads, seed=s.seed,
                      hs=0, epochs=s.epochs)
     model.build_vocab(sentences)
     start = time.perf_counter()

@@ -1,5 +1,9 @@
 """Does a backend's trainer step compute the reference update? One small minibatch, judged like a conformance case.
 
+A sequential backend's step (``TrainingSteps.sequential``) is judged
+against the reference applied item after item, a minibatch backend's
+against one summed step.
+
 The step's new parameters (and AdaGrad accumulators) after one update of
 small random parameters are compared, leaf by leaf, with
 :mod:`seqbench.reference.training` run in float64 on the same rounded
@@ -44,9 +48,15 @@ def _case(model: str, seed: int):
     return op, shape, state, (inputs["w_ctx"], inputs["w_o"], inputs["w_neg"])
 
 
-def _reference(model: str, state: dict, batch: tuple) -> dict:
+def _reference(model: str, state: dict, batch: tuple, sequential: bool = False) -> dict:
+    """The reference update of ``batch``: one summed minibatch step, or (``sequential``) one step per item, in
+    order, each on the parameters the items before it left."""
     step = training.glove_state_step if model == "glove" else training.negative_sampling_state_step
-    return step(state, *batch, LR)
+    if not sequential:
+        return step(state, *batch, LR)
+    for b in range(len(batch[0])):
+        state = step(state, *(np.asarray(a)[b:b + 1] for a in batch), LR)
+    return state
 
 
 def check_step(backend, device: str, dtype: str, model: str, seed: int = 0) -> tolerance.Verdict:
@@ -56,10 +66,11 @@ def check_step(backend, device: str, dtype: str, model: str, seed: int = 0) -> t
     precision = tolerance.precision(dtype, backend.math_mode(device, dtype))
     op, shape, state, batch = _case(model, seed)
     state = faithful.round_tree(state, dtype)
-    expected = _reference(model, state, batch)
-    faithful_precision = "float32" if precision == "float64" else precision  # calibration.control_errors' rule
-    control = faithful.as_float64(_reference(model, faithful.in_precision(state, faithful_precision), batch))
     steps = backend.training_steps(device, dtype)
+    expected = _reference(model, state, batch, steps.sequential)
+    faithful_precision = "float32" if precision == "float64" else precision  # calibration.control_errors' rule
+    control = faithful.as_float64(_reference(model, faithful.in_precision(state, faithful_precision), batch,
+                                             steps.sequential))
     step = steps.glove if model == "glove" else steps.negative_sampling
     on_device = {k: backend.to_device(v, device, dtype) for k, v in state.items()}
     actual = tree_map(lambda a: backend.to_numpy(a).astype(np.float64), step(on_device, *batch, LR))

@@ -16,14 +16,15 @@ from seqbench.reference import cooccurrence, training
 
 pytest.importorskip("gensim", reason="the corpora and the quality test sets ship with gensim")
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = [name for name in ("numpy", "torch", "jax") if name in registry.available()]
+BACKENDS = [name for name in ("numpy", "torch", "jax") if name in registry.available()]  # minibatch steps
+SEQUENTIAL = [name for name in ("numba",) if name in registry.available()]  # one item after the other
 
 
 # --- the update steps ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", training_check.DTYPES)
 @pytest.mark.parametrize("model", trainers.MODELS)
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS + SEQUENTIAL)
 def test_one_minibatch_update_equals_the_reference_update(backend, model, dtype):
     verdict = training_check.check_step(registry.backend(backend), "cpu", dtype, model)
     w = verdict.worst
@@ -37,6 +38,19 @@ class WrongSteps(NumpyBackend):
 
     def __init__(self, mistake):
         self.mistake = mistake
+
+    @staticmethod
+    def item_by_item(step):
+        """``step`` applied to one item after the other, in place: the reference's sequential update."""
+        def sequential(state, *batch):
+            *arrays, lr = batch
+            new = state
+            for b in range(len(arrays[0])):
+                new = step(new, *(np.asarray(a)[b:b + 1] for a in arrays), lr)
+            for k, v in new.items():
+                state[k][...] = v
+            return state
+        return sequential
 
     def training_steps(self, device, dtype):
         def negative_sampling(state, w_ctx, w_o, w_neg, lr):
@@ -58,11 +72,17 @@ class WrongSteps(NumpyBackend):
                 return {**new, **{k: state[k] for k in state if k.startswith("G_")}}
             return training.glove_state_step(state, rows, cols, x, lr)
 
+        if self.mistake == "summed-as-sequential":  # one summed minibatch step, declared item by item
+            return TrainingSteps(negative_sampling, glove, sequential=True)
+        if self.mistake == "sequential-as-summed":  # item by item, declared one summed minibatch step
+            return TrainingSteps(self.item_by_item(negative_sampling), self.item_by_item(glove))
         return TrainingSteps(negative_sampling, glove)
 
 
 @pytest.mark.parametrize("mistake, model", [("mean-share", "cbow"), ("no-negatives", "skipgram"),
-                                            ("scaled", "skipgram"), ("scaled", "cbow"), ("sgd", "glove")])
+                                            ("scaled", "skipgram"), ("scaled", "cbow"), ("sgd", "glove"),
+                                            ("summed-as-sequential", "skipgram"), ("summed-as-sequential", "glove"),
+                                            ("sequential-as-summed", "cbow"), ("sequential-as-summed", "glove")])
 def test_a_wrong_update_step_fails(mistake, model):
     with np.errstate(divide="ignore", invalid="ignore"):
         verdict = training_check.check_step(WrongSteps(mistake), "cpu", "float32", model)
@@ -104,20 +124,6 @@ def test_subsampling_keeps_rare_words_and_drops_frequent_ones():
     assert keep[0] == pytest.approx((np.sqrt(f / 1e-3) + 1) * 1e-3 / f) and keep[0] < 0.05
     assert keep[1] == keep[2] == 1.0
     assert list(corpus.keep_probability(np.array([5, 5]), 0)) == [1.0, 1.0]
-
-
-def test_dynamic_windows_stay_inside_the_sentence_and_the_reach_drawn():
-    rng = np.random.default_rng(0)
-    ids = np.arange(100, 130)
-    w_ctx, w_o = corpus.skipgram_items(ids, 3, rng)
-    distance = np.abs(w_ctx[:, 0] - w_o)
-    assert w_ctx.shape[1] == 1 and distance.min() == 1 and distance.max() == 3
-    assert np.bincount(distance)[1] > np.bincount(distance)[3]  # a reach of 1 is drawn for every window size
-    w_ctx, w_o = corpus.cbow_items(ids, 3, rng)
-    assert w_ctx.shape == (30, 6) and np.all((w_ctx >= 0).any(axis=1))
-    present = w_ctx >= 0
-    assert np.all(np.abs(np.where(present, w_ctx, w_o[:, None]) - w_o[:, None]) <= 3)
-    assert corpus.cbow_items(np.array([7]), 3, rng)[0].shape == (0, 6)  # a one-word sentence has no window
 
 
 def test_cooccurrence_sums_the_reference_counts_of_each_sentence(text):
@@ -180,6 +186,31 @@ def test_every_backend_trains_the_same_vectors_through_the_shared_loop(model):
     assert np.all(np.isfinite(reference)) and runs["numpy"].words == vocab.total
     for name, run in runs.items():
         np.testing.assert_allclose(run.vectors, reference, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+class ItemByItem(NumpyBackend):
+    """A plug-in whose steps are the reference's, one item after the other: what a sequential trainer computes."""
+
+    name = "item-by-item"
+
+    def training_steps(self, device, dtype):
+        sequential = WrongSteps.item_by_item
+        return TrainingSteps(sequential(training.negative_sampling_state_step),
+                             sequential(training.glove_state_step), sequential=True)
+
+
+@pytest.mark.skipif(not SEQUENTIAL, reason="numba is not installed (the [numba] extra)")
+@pytest.mark.parametrize("model", trainers.MODELS)
+def test_a_sequential_trainer_in_one_thread_trains_the_reference_item_by_item(model):
+    """Same corpus, seed and items: numba in one thread trains the vectors the reference gives item by item."""
+    path = corpus.gensim_data("lee_background.cor")
+    s = trainers.Settings(model=model, dim=8, epochs=1, fraction=0.03, seed=5, threads=1)
+    vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
+    expected = trainers.train(ItemByItem(), "cpu", "float64", path, s, vocab).vectors
+    for run in range(2):  # twice: one thread is deterministic
+        actual = trainers.train(registry.backend(SEQUENTIAL[0]), "cpu", "float64", path, s, vocab)
+        assert actual.words == vocab.total
+        np.testing.assert_allclose(actual.vectors, expected, rtol=1e-9, atol=1e-12, err_msg=f"run {run}")
 
 
 def test_skipgram_learns_more_than_chance_on_a_shipped_corpus():

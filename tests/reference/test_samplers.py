@@ -13,7 +13,7 @@ shows the test has the power to see a wrong exponent).
 
 import numpy as np
 import pytest
-from scipy import stats
+from chi_square import chi_square_p_value
 
 from seqbench.reference import noise_distribution, sample_negatives
 
@@ -22,16 +22,6 @@ N_SAMPLES = 20000
 SEEDS = (0, 1, 2)
 # Zipf-like unigram counts with a never-seen word (index 7): P_n must give it 0.
 COUNTS = np.array([500, 250, 160, 120, 100, 80, 70, 0, 60, 50, 45, 40, 35, 30, 28, 25, 22, 20, 18, 15])
-
-
-def chi_square_p_value(samples: np.ndarray, dist: np.ndarray) -> float:
-    """The p-value of Pearson's χ² test of ``samples`` against ``dist`` (zero-probability words must not occur)."""
-    observed = np.bincount(samples.ravel(), minlength=len(dist))
-    support = dist > 0
-    assert observed[~support].sum() == 0, "a word of probability 0 was drawn"
-    expected = samples.size * dist[support]
-    assert expected.min() >= 5, "too few samples for the χ² approximation"
-    return float(stats.chisquare(observed[support], expected).pvalue)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -1,0 +1,1 @@
+"""The ``numba`` backend: the embedding trainers compiled to native code, one item at a time, hogwild threads."""
