@@ -10,6 +10,7 @@ import numpy as np
 
 from seqbench import catalog
 from seqbench.backends.protocol import Backend, TrainingSteps, Traits
+from seqbench.backends.row_updates import adagrad_rows
 from seqbench.reference.glove import weighting
 from seqbench.reference.primitives import sigmoid
 from seqbench.reference.training import GLOVE_PARAMETERS
@@ -38,12 +39,26 @@ def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
     return state
 
 
-def _row_sums(ids, values):
-    """The distinct ``ids`` and, for each, the sum of its rows of ``values``."""
-    distinct, inverse = np.unique(ids, return_inverse=True)
-    sums = np.zeros_like(values, shape=(len(distinct), *values.shape[1:]))
-    np.add.at(sums, inverse, values)
-    return distinct, sums
+def skipgram_window_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.skipgram_window_step` on the rows the batch touches, in place.
+
+    A window's context rows ``U_b`` against its targets ``T_b`` (the centre
+    word, then the shared noise words): ``S_b = U_b T_bᵀ``, ``∂L/∂S = σ(S) − [k = 0]``
+    (padding masked), ``dU_b = (∂L/∂S) T_b``, ``dT_b = (∂L/∂S)ᵀ U_b`` (batched
+    ``matmul``), scatter-added.
+    """
+    E_in, E_out = state["E_in"], state["E_out"]
+    w_ctx = np.asarray(w_ctx)
+    rows = np.maximum(w_ctx, 0)
+    targets = np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1)  # (B, K+1)
+    U, T = E_in[rows], E_out[targets]  # (B, M, d), (B, K+1, d)
+    dS = sigmoid(U @ T.transpose(0, 2, 1))  # (B, M, K+1)
+    dS[:, :, 0] -= 1
+    dS *= w_ctx[..., None] >= 0
+    d = E_in.shape[1]
+    np.add.at(E_out, targets.reshape(-1), (-lr * dS.transpose(0, 2, 1) @ U).reshape(-1, d))
+    np.add.at(E_in, rows.reshape(-1), (-lr * dS @ T).reshape(-1, d))
+    return state
 
 
 def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
@@ -57,12 +72,9 @@ def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
     rows, cols = np.asarray(rows), np.asarray(cols)
     x = np.asarray(x, dtype=theta.dtype)
     q = weighting(x, x_max, alpha) * ((theta[rows] * e[cols]).sum(axis=1) + b[rows] + b_prime[cols] - np.log(x))
-    for name, ids, g in (("theta", rows, q[:, None] * e[cols]), ("e", cols, q[:, None] * theta[rows]),
-                         ("b", rows, q), ("b_prime", cols, q)):
-        touched, g = _row_sums(ids, g)
-        G = state[f"G_{name}"]
-        G[touched] += g * g
-        state[name][touched] -= lr * g / np.sqrt(G[touched])
+    grads = (q[:, None] * e[cols], q[:, None] * theta[rows], q, q)  # every one from the old parameters
+    for name, ids, g in zip(GLOVE_PARAMETERS, (rows, cols, rows, cols), grads):
+        adagrad_rows(np, state, name, ids, g, lr)
     return state
 
 
@@ -87,7 +99,7 @@ class NumpyBackend(Backend):
         return op.reference_vjp
 
     def training_steps(self, device, dtype):
-        return TrainingSteps(negative_sampling_step, glove_step)
+        return TrainingSteps(negative_sampling_step, glove_step, skipgram_windows=skipgram_window_step)
 
     def versions(self):
         import scipy

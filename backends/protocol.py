@@ -23,6 +23,7 @@ import numpy as np
 
 from seqbench import catalog, reference
 from seqbench.reference import validate
+from seqbench.reference.training import window_pairs
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
@@ -100,11 +101,23 @@ class TrainingSteps:
     once on one state (hogwild: word2vec's and GloVe's own loops). The trainers then hand each thread
     chunks of the corpus (:mod:`seqbench.embed.trainers`) and the step check applies the reference item by
     item. ``False``: one summed minibatch update per call.
+
+    ``skipgram_windows(state, w_ctx, w_o, w_neg, lr)``: skip-gram over whole windows whose noise words are
+    shared (:func:`seqbench.reference.training.skipgram_window_step`, HogBatch), a minibatch backend's
+    skip-gram; ``None``: :meth:`windows` expands them into pairs for ``negative_sampling``.
     """
 
     negative_sampling: Callable
     glove: Callable
     sequential: bool = False
+    skipgram_windows: Callable | None = None
+
+    def windows(self) -> Callable:
+        """The step of :func:`~seqbench.reference.training.skipgram_window_step`: the backend's own, or its
+        ``negative_sampling`` over the windows' pairs (:func:`~seqbench.reference.training.window_pairs`)."""
+        if self.skipgram_windows is not None:
+            return self.skipgram_windows
+        return lambda state, w_ctx, w_o, w_neg, lr: self.negative_sampling(state, *window_pairs(w_ctx, w_o, w_neg), lr)
 
 
 @dataclass(frozen=True)

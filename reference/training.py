@@ -44,6 +44,29 @@ def negative_sampling_step(E_in, E_out, w_ctx, w_o, w_neg, lr):
     return E_in - lr * dE_in, E_out - lr * dE_out
 
 
+def window_pairs(w_ctx, w_o, w_neg):
+    """The skip-gram pairs of windows whose ``K`` noise words are shared: ``(w_ctx (P, 1), w_o (P,), w_neg (P, K))``,
+    one pair per context word ``u`` of window ``b`` (``w_ctx[b]``, ``-1`` padding), predicting ``w_o[b]``
+    against ``w_neg[b]``, window by window."""
+    w_ctx, w_o, w_neg = np.asarray(w_ctx), np.asarray(w_o), np.asarray(w_neg)
+    present = w_ctx >= 0
+    per_window = present.sum(axis=1)
+    return w_ctx[present][:, None], np.repeat(w_o, per_window), np.repeat(w_neg, per_window, axis=0)
+
+
+def skipgram_window_step(E_in, E_out, w_ctx, w_o, w_neg, lr):
+    """One SGD step of skip-gram over whole windows, the noise words shared by a window (HogBatch, Ji et al. 2016).
+
+    Every context word ``u`` of window ``b`` predicts the centre word ``w_o[b]``
+    against the same ``K`` noise words ``w_neg[b]``: :func:`negative_sampling_step`
+    over :func:`window_pairs`. A window's pairs then share their output rows, so
+    a backend can score a window as one small matrix product
+    ``(|C_b|, d) × (d, K + 1)``, and a trainer draws ``K`` noise words per window,
+    not per pair. Returns ``(E_in, E_out)``.
+    """
+    return negative_sampling_step(E_in, E_out, *window_pairs(w_ctx, w_o, w_neg), lr)
+
+
 GLOVE_PARAMETERS = ("theta", "e", "b", "b_prime")
 
 
@@ -81,4 +104,10 @@ def glove_state_step(state: dict, rows, cols, x, lr, x_max=100, alpha=0.75) -> d
 def negative_sampling_state_step(state: dict, w_ctx, w_o, w_neg, lr) -> dict:
     """:func:`negative_sampling_step` on one state dict ``{"E_in", "E_out"}``."""
     E_in, E_out = negative_sampling_step(state["E_in"], state["E_out"], w_ctx, w_o, w_neg, lr)
+    return {"E_in": E_in, "E_out": E_out}
+
+
+def skipgram_window_state_step(state: dict, w_ctx, w_o, w_neg, lr) -> dict:
+    """:func:`skipgram_window_step` on one state dict ``{"E_in", "E_out"}``."""
+    E_in, E_out = skipgram_window_step(state["E_in"], state["E_out"], w_ctx, w_o, w_neg, lr)
     return {"E_in": E_in, "E_out": E_out}

@@ -20,6 +20,8 @@ import numpy as np
 
 from seqbench.reference.training import GLOVE_PARAMETERS
 
+from seqbench.backends.row_updates import adagrad_rows
+
 from .context import Context
 
 FUNCTIONS = ("negative_sampling_loss", "negative_sampling_lookup_loss", "cbow_negative_sampling_loss", "glove_cost")
@@ -37,8 +39,8 @@ def _cotangent(cotangents) -> float:
 def _negative_sampling(ctx: Context, E_in, E_out, E_neg, in_ids, out_ids, neg_ids, g, want_grad, tied):
     """``(loss, dE_in, dE_out, dE_neg)``: the kernel over ``N`` items; ``tied``: E_out/E_neg are E_in.
 
-    ``want_grad``: 0 the loss only, 1 its gradients, 2 the trainer's update directions (each context row
-    gets the whole ``dh``: word2vec's CBOW update, :func:`seqbench.reference.training.negative_sampling_step`)."""
+    ``want_grad``: 0 the loss only, 1 its gradients (2, the trainer's update directions per slot, is
+    :func:`negative_sampling_step`'s)."""
     xp = ctx.xp
     N, M = in_ids.shape
     K = neg_ids.shape[1]
@@ -144,28 +146,39 @@ def glove_cost(ctx, inputs, cotangents=None):
 
 
 def negative_sampling_step(ctx, state, w_ctx, w_o, w_neg, lr):
-    """:func:`seqbench.reference.training.negative_sampling_step`: the kernel's update directions (``want_grad=2``),
-    then one axpy per matrix."""
+    """:func:`seqbench.reference.training.negative_sampling_step` in place: the kernel's update directions per
+    slot (``want_grad=2``: one row per context slot and per target, O(B·(M + K)·d)), scatter-added into the
+    rows (``add.at``); padding slots carry zero rows."""
     xp = ctx.xp
     E_in, E_out = state["E_in"], state["E_out"]
-    ids = (_ids(xp, xp.asarray(a)) for a in (w_ctx, w_o, w_neg))
-    _, dE_in, dE_out, _ = _negative_sampling(ctx, E_in, E_out, E_out, *ids, 1.0, 2, False)
-    E_in -= _scalar(E_in.dtype, lr) * dE_in
-    E_out -= _scalar(E_out.dtype, lr) * dE_out
+    in_ids, out_ids, neg_ids = (_ids(xp, xp.asarray(a)) for a in (w_ctx, w_o, w_neg))
+    (N, M), K, d = in_ids.shape, neg_ids.shape[1], E_in.shape[1]
+    d_in, d_out = xp.zeros((N * M, d), E_in.dtype), xp.zeros((N * (K + 1), d), E_out.dtype)
+    ctx.launch_warps("negative_sampling", E_in.dtype.name, N, E_in, E_out, E_out, in_ids, M, out_ids, neg_ids, N, K,
+                     d, _scalar(E_in.dtype, 1.0), xp.empty(N, E_in.dtype), xp.empty((N, K + 1), E_in.dtype), d_in,
+                     d_out, d_out, 2)
+    step = _scalar(E_in.dtype, -lr)
+    xp.add.at(E_in, xp.maximum(in_ids, 0).reshape(-1), step * d_in)
+    xp.add.at(E_out, xp.concatenate([out_ids[:, None], neg_ids], axis=1).reshape(-1), step * d_out)
     return state
 
 
 def glove_step(ctx, state, rows, cols, x, lr, x_max=100, alpha=0.75):
-    """AdaGrad on the GloVe cost of the batch's entries: ``G ← G + g²``, ``p ← p − η g/√G``, in place."""
+    """AdaGrad on the GloVe cost of the batch's entries, in place, on the rows they touch: the kernel's
+    gradients per entry (``want_grad=2``), summed per row and applied by
+    :func:`~seqbench.backends.row_updates.adagrad_rows` (``G ← G + g²``, ``p ← p − η g/√G``)."""
     xp = ctx.xp
     params = [state[k] for k in GLOVE_PARAMETERS]
     dtype = params[0].dtype
-    _, grads = _glove(ctx, params, _ids(xp, xp.asarray(rows)), _ids(xp, xp.asarray(cols)),
-                      xp.ascontiguousarray(xp.asarray(x, dtype=dtype)), x_max, alpha, 1.0, True)
-    for name, p, g in zip(GLOVE_PARAMETERS, params, grads):
-        G = state[f"G_{name}"]
-        G += g * g
-        p -= _scalar(dtype, lr) * g / xp.sqrt(G)
+    i, j = _ids(xp, xp.asarray(rows)), _ids(xp, xp.asarray(cols))
+    N, d = len(i), params[0].shape[1]
+    grads = [xp.zeros((N, d), dtype), xp.zeros((N, d), dtype), xp.zeros(N, dtype), xp.zeros(N, dtype)]
+    if N:
+        ctx.launch_warps("glove", dtype.name, N, *params, i, j, xp.ascontiguousarray(xp.asarray(x, dtype=dtype)), N,
+                         d, _scalar(dtype, x_max), _scalar(dtype, alpha), _scalar(dtype, 1.0), xp.empty(N, dtype),
+                         *grads, 2)
+    for name, ids, g in zip(GLOVE_PARAMETERS, (i, j, i, j), grads):
+        adagrad_rows(xp, state, name, ids, g, _scalar(dtype, lr))
     return state
 
 

@@ -124,7 +124,7 @@ class JaxBackend(Backend):
         if self.precision != "default":
             raise Unsupported(f"{self.name}: the trainer steps have no matmul to set a precision for; "
                               "train with --backend jax")
-        return TrainingSteps(*training_steps(self._device(device)))
+        return TrainingSteps(**training_steps(self._device(device)))
 
     def _compiled(self, function: str, static: dict, wrt: tuple | None):
         """The jitted forward (``wrt=None``) or vjp of ``function`` with ``static`` arguments fixed."""

@@ -136,6 +136,20 @@ def _negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
             "E_out": E_out.at[w_o].add(-lr * d_o).at[w_neg].add(-lr * d_neg)}
 
 
+def _skipgram_window_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.skipgram_window_step`: a window's context rows ``U_b`` against its
+    targets ``T_b`` (the centre word, then the shared noise words) as small matrix products, ``S_b = U_b T_bᵀ``,
+    ``∂L/∂S = σ(S) − [k = 0]`` (padding masked), ``dU_b = (∂L/∂S) T_b``, ``dT_b = (∂L/∂S)ᵀ U_b``, scatter-added."""
+    E_in, E_out = state["E_in"], state["E_out"]
+    rows = jnp.maximum(w_ctx, 0)
+    targets = jnp.concatenate([w_o[:, None], w_neg], axis=1)
+    U, T = E_in[rows], E_out[targets]  # (B, M, d), (B, K+1, d)
+    dS = jax.nn.sigmoid(jnp.einsum("bmd,bkd->bmk", U, T)).at[:, :, 0].add(-1)
+    dS = dS * (w_ctx >= 0)[..., None].astype(dS.dtype)
+    return {"E_in": E_in.at[rows].add(-lr * jnp.einsum("bmk,bkd->bmd", dS, T)),
+            "E_out": E_out.at[targets].add(-lr * jnp.einsum("bmk,bmd->bkd", dS, U))}
+
+
 def _glove_entries_cost(i, j, x, theta, e, b, b_prime, x_max=100, alpha=0.75):
     """The GloVe cost of the entries ``X[i, j] = x > 0``."""
     f = jnp.minimum(1, (x / x_max) ** alpha)
@@ -156,14 +170,15 @@ def _glove_step(state, rows, cols, x, lr):
 
 
 def training_steps(device):
-    """``[negative_sampling, glove]``: the jitted steps on ``device`` (a ``jax.Device``), called as
-    ``step(state, *batch, lr)``; the batch is put on the device, the state donated."""
-    steps = [jax.jit(step, donate_argnums=0) for step in (_negative_sampling_step, _glove_step)]
+    """``{negative_sampling, glove, skipgram_windows}``: the jitted steps on ``device`` (a ``jax.Device``), called
+    as ``step(state, *batch, lr)``; the batch is put on the device, the state donated."""
+    steps = {"negative_sampling": _negative_sampling_step, "glove": _glove_step,
+             "skipgram_windows": _skipgram_window_step}
 
     def on_device(step):
         return lambda state, *batch: step(state, *(jax.device_put(a, device) for a in batch[:-1]), batch[-1])
 
-    return [on_device(step) for step in steps]
+    return {name: on_device(jax.jit(step, donate_argnums=0)) for name, step in steps.items()}
 
 
 #: Reference function name -> function.

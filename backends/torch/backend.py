@@ -84,9 +84,9 @@ class TorchBackend(Backend):
     def training_steps(self, device, dtype):
         if self.name != "torch":
             raise Unsupported(f"{self.name}: its embedding ops are backend 'torch''s; train with --backend torch")
-        from .embedding import glove_step, negative_sampling_step
+        from .embedding import glove_step, negative_sampling_step, skipgram_window_step
 
-        return TrainingSteps(negative_sampling_step, glove_step)
+        return TrainingSteps(negative_sampling_step, glove_step, skipgram_windows=skipgram_window_step)
 
     def _fixups(self, op, inputs, device, dtype):
         """Initial states given as ``None`` become zeros shaped like the final states; 0-d integers Python ints."""

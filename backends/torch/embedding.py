@@ -162,6 +162,30 @@ def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
     return state
 
 
+def skipgram_window_step(state, w_ctx, w_o, w_neg, lr):
+    """:func:`seqbench.reference.training.skipgram_window_step`, in place, a window as small matrix products.
+
+    With ``U_b`` the context rows of window ``b`` (``(M, d)``, padding zeroed
+    out of the update) and ``T_b`` its targets (the centre word, then the
+    shared noise words, ``(K+1, d)``): ``S_b = U_b T_bᵀ``, ``∂L/∂S = σ(S) − [k = 0]``,
+    ``dU_b = (∂L/∂S) T_b``, ``dT_b = (∂L/∂S)ᵀ U_b``, all three batched (``bmm``),
+    then scatter-added into the rows.
+    """
+    E_in, E_out = state["E_in"], state["E_out"]
+    B, d = len(w_o), E_in.shape[1]
+    w_ctx = _ids(w_ctx, E_in.device)
+    rows = w_ctx.clamp(min=0).reshape(-1)
+    targets = _ids(np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1), E_in.device).reshape(-1)
+    U = E_in.index_select(0, rows).view(B, -1, d)  # (B, M, d)
+    T = E_out.index_select(0, targets).view(B, -1, d)  # (B, K+1, d)
+    dS = torch.sigmoid(torch.bmm(U, T.transpose(1, 2)))  # (B, M, K+1)
+    dS[:, :, 0] -= 1
+    dS *= (w_ctx >= 0).unsqueeze(2)
+    E_out.index_add_(0, targets, torch.bmm(dS.transpose(1, 2), U).view(-1, d), alpha=-lr)
+    E_in.index_add_(0, rows, torch.bmm(dS, T).view(-1, d), alpha=-lr)
+    return state
+
+
 def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
     """AdaGrad on the GloVe cost of the batch's entries, in place: ``G ← G + g²``, ``p ← p − η g/√G``."""
     params = [state[k] for k in GLOVE_PARAMETERS]

@@ -10,6 +10,7 @@ same corpus, settings and thread count and prints it beside.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def evaluate(vocab: corpus.Vocabulary, vectors) -> dict:
 def _settings(args) -> trainers.Settings:
     return trainers.Settings(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                              min_count=args.min_count, epochs=args.epochs, sample=args.sample, lr=args.lr,
-                             batch=args.batch, seed=args.seed, threads=args.threads)
+                             batch=args.batch, seed=args.seed, threads=args.threads,
+                             share_negatives=args.share_negatives)
 
 
 def _train(name, backend, args, path, s, vocab) -> trainers.Trained:
@@ -64,17 +66,21 @@ def main(args) -> int:
     if args.dtype not in backend.dtypes(args.device):
         raise ValueError(f"--dtype must be one of {list(backend.dtypes(args.device))} for backend "
                          f"{args.backend!r} on {args.device}, got {args.dtype!r}")
-    verdict = training_check.check_step(backend, args.device, args.dtype, s.model)  # before the corpus is read
+    steps = backend.training_steps(args.device, args.dtype)
+    model = trainers.step_model(steps, s)
+    verdict = training_check.check_step(backend, args.device, args.dtype, model)  # before the corpus is read
     if not verdict.passed:
         w = verdict.worst
-        raise ValueError(f"{args.backend}'s {s.model} update step does not compute the reference update: {w.leaf} is "
+        raise ValueError(f"{args.backend}'s {model} update step does not compute the reference update: {w.leaf} is "
                          f"{w.error:.3g} eps ({w.metric}) from it, budget {w.budget:.3g}; no training on it")
     if args.peer and s.model == "glove":
         raise ValueError("--peer trains gensim's Word2Vec, which has no GloVe; leave it out for --model glove")
     vocab = corpus.Vocabulary.build(path, s.min_count)
     print(f"seqbench embed: {s.model} on {args.backend}/{args.device}/{args.dtype}; corpus {path.name}: "
           f"{vocab.corpus_words:,} words, {len(vocab):,} in the vocabulary (min count {s.min_count}); "
-          f"dim {s.dim}, window {s.window}, negatives {s.negative}, epochs {s.epochs}, batch {s.batch}")
+          f"dim {s.dim}, window {s.window}, negatives {s.negative}, epochs {s.epochs}, "
+          + (f"item by item in {s.threads} threads" if steps.sequential else f"batch {s.batch}")
+          + ("; a window's noise words shared (HogBatch)" if model == "skipgram_windows" else ""))
     print(f"update step: conforms ({verdict.ratio:.2g}x the error of a faithful {args.dtype} update)")
     rows = [(args.backend, _train(args.backend, backend, args, path, s, vocab))]
     if args.peer:
@@ -112,6 +118,9 @@ def add_command(sub) -> None:
     e.add_argument("--lr", type=float, help="initial learning rate (default: 0.025 word2vec, 0.05 GloVe)")
     e.add_argument("--batch", type=int, help="items per update step (default: 1024 skip-gram pairs, 512 CBOW "
                                              "windows, 8192 GloVe entries)")
+    e.add_argument("--share-negatives", action=argparse.BooleanOptionalAction,
+                   help="skip-gram: draw a window's noise words once for all its context words (HogBatch; default: "
+                        "on for a minibatch backend, off for one that trains item by item)")
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--peer", action="store_true", help="also train gensim's Word2Vec on the same settings")
     e.add_argument("--threads", type=int, default=0, help="threads of a sequential trainer (numba) and gensim's "

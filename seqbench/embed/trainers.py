@@ -67,6 +67,7 @@ class Settings:
     seed: int = 1
     fraction: float = 1.0  # the first part of the corpus only
     threads: int = 0  # threads of a sequential trainer (and gensim's workers); 0: this machine's CPUs
+    share_negatives: bool | None = None  # skip-gram: a window's noise words shared (None: on a minibatch backend)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -123,11 +124,21 @@ def _fixed_batches(chunks: Iterator[tuple], size: int) -> Iterator[tuple]:
         yield w_ctx, w_o, held_words
 
 
-def _chunks(encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings, rng) -> Iterator[tuple]:
-    """Every epoch's items, chunk by chunk (:func:`seqbench.embed.pipeline.epoch_items`)."""
+def step_model(steps, s: Settings) -> str:
+    """What ``steps`` (:class:`~seqbench.backends.protocol.TrainingSteps`) train for ``s``: the model, or
+    ``"skipgram_windows"`` where skip-gram shares a window's noise words (``s.share_negatives``; by default on a
+    minibatch backend, whose step then scores a window as one small matrix product, and not on a sequential one,
+    which trains pair by pair as word2vec)."""
+    shared = s.share_negatives if s.share_negatives is not None else not steps.sequential
+    return "skipgram_windows" if s.model == "skipgram" and shared else s.model
+
+
+def _chunks(encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings, model: str, rng) -> Iterator[tuple]:
+    """Every epoch's items, chunk by chunk (:func:`seqbench.embed.pipeline.epoch_items`): windows for
+    ``skipgram_windows``."""
     keep = text.keep_probability(vocab.counts, s.sample)
     for _ in range(s.epochs):
-        yield from pipeline.epoch_items(encoded, keep, s.model, s.window, rng)
+        yield from pipeline.epoch_items(encoded, keep, "cbow" if model == "skipgram_windows" else model, s.window, rng)
 
 
 class _Schedule:
@@ -165,19 +176,20 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     """Skip-gram or CBOW with negative sampling on ``backend``'s update step (see the module docstring)."""
     vocab = vocab or text.Vocabulary.build(path, s.min_count, s.fraction)
     steps = backend.training_steps(device, dtype)
-    step = steps.negative_sampling
+    model = step_model(steps, s)
+    step = steps.windows() if model == "skipgram_windows" else steps.negative_sampling
     rng = np.random.default_rng(s.seed)
     V = len(vocab)
     state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
     noise = pipeline.NoiseTable.of_counts(vocab.counts)
-    M = 1 if s.model == "skipgram" else 2 * s.window
+    M = 1 if model == "skipgram" else 2 * s.window
     _warm_up(step, backend, device, dtype, {k: (V, s.dim) for k in state},
              (np.zeros((s.batch, M), np.int64), np.zeros(s.batch, np.int64), np.zeros((s.batch, s.negative), np.int64)))
     schedule = _Schedule(s, s.epochs * vocab.total, progress)
     backend.synchronize(device)
     start = time.perf_counter()
-    chunks = _chunks(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, rng)
+    chunks = _chunks(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, model, rng)
     if steps.sequential:
         def work():
             for w_ctx, w_o, words in chunks:
@@ -192,7 +204,8 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
             schedule.trained(words)
     backend.synchronize(device)
     seconds = time.perf_counter() - start
-    return Trained(vocab, backend.to_numpy(state["E_in"]).astype(np.float64), seconds, schedule.done)
+    return Trained(vocab, backend.to_numpy(state["E_in"]).astype(np.float64), seconds, schedule.done,
+                   {"step": model})
 
 
 def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab: text.Vocabulary | None = None,

@@ -23,9 +23,10 @@ from seqbench import catalog
 from seqbench.backends.protocol import tree_map
 from seqbench.reference import training
 
-#: the batches checked: skip-gram pairs (M = 1), CBOW windows of 1 to 4 words, GloVe entries
+#: the batches checked: skip-gram pairs (M = 1), skip-gram and CBOW windows of 1 to 4 words, GloVe entries
 SHAPES = {
     "skipgram": ("cbow_negative_sampling_loss", {"V": 50, "d": 8, "B": 16, "M": 1, "K": 5}),
+    "skipgram_windows": ("cbow_negative_sampling_loss", {"V": 50, "d": 8, "B": 16, "M": 4, "K": 5}),
     "cbow": ("cbow_negative_sampling_loss", {"V": 50, "d": 8, "B": 16, "M": 4, "K": 5}),
     "glove": ("glove_cost", {"V": 20, "d": 4, "N": 50, "c": 2}),
 }
@@ -48,10 +49,22 @@ def _case(model: str, seed: int):
     return op, shape, state, (inputs["w_ctx"], inputs["w_o"], inputs["w_neg"])
 
 
+#: the reference's step of each checked model
+STEPS = {"skipgram": training.negative_sampling_state_step, "skipgram_windows": training.skipgram_window_state_step,
+         "cbow": training.negative_sampling_state_step, "glove": training.glove_state_step}
+
+
+def step_of(steps, model: str):
+    """The step of ``steps`` (:class:`~seqbench.backends.protocol.TrainingSteps`) that trains ``model``."""
+    return {"glove": steps.glove, "skipgram_windows": steps.windows()}.get(model, steps.negative_sampling)
+
+
 def _reference(model: str, state: dict, batch: tuple, sequential: bool = False) -> dict:
     """The reference update of ``batch``: one summed minibatch step, or (``sequential``) one step per item, in
-    order, each on the parameters the items before it left."""
-    step = training.glove_state_step if model == "glove" else training.negative_sampling_state_step
+    order, each on the parameters the items before it left (a window's pairs are its items)."""
+    if sequential and model == "skipgram_windows":  # item by item: the windows' pairs, each a step
+        model, batch = "skipgram", training.window_pairs(*batch)
+    step = STEPS[model]
     if not sequential:
         return step(state, *batch, LR)
     for b in range(len(batch[0])):
@@ -71,7 +84,7 @@ def check_step(backend, device: str, dtype: str, model: str, seed: int = 0) -> t
     faithful_precision = "float32" if precision == "float64" else precision  # calibration.control_errors' rule
     control = faithful.as_float64(_reference(model, faithful.in_precision(state, faithful_precision), batch,
                                              steps.sequential))
-    step = steps.glove if model == "glove" else steps.negative_sampling
+    step = step_of(steps, model)
     on_device = {k: backend.to_device(v, device, dtype) for k, v in state.items()}
     actual = tree_map(lambda a: backend.to_numpy(a).astype(np.float64), step(on_device, *batch, LR))
     return tolerance.judge(calibration.leaf_errors(actual, expected, precision),

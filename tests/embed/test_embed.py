@@ -23,7 +23,7 @@ SEQUENTIAL = [name for name in ("numba",) if name in registry.available()]  # on
 # --- the update steps ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", training_check.DTYPES)
-@pytest.mark.parametrize("model", trainers.MODELS)
+@pytest.mark.parametrize("model", training_check.STEPS)
 @pytest.mark.parametrize("backend", BACKENDS + SEQUENTIAL)
 def test_one_minibatch_update_equals_the_reference_update(backend, model, dtype):
     verdict = training_check.check_step(registry.backend(backend), "cpu", dtype, model)
@@ -72,6 +72,11 @@ class WrongSteps(NumpyBackend):
                 return {**new, **{k: state[k] for k in state if k.startswith("G_")}}
             return training.glove_state_step(state, rows, cols, x, lr)
 
+        def windows(state, w_ctx, w_o, w_neg, lr):  # "padding-trains": the -1 padding read as word 0
+            return training.skipgram_window_state_step(state, np.maximum(w_ctx, 0), w_o, w_neg, lr)
+
+        if self.mistake == "padding-trains":
+            return TrainingSteps(negative_sampling, glove, skipgram_windows=windows)
         if self.mistake == "summed-as-sequential":  # one summed minibatch step, declared item by item
             return TrainingSteps(negative_sampling, glove, sequential=True)
         if self.mistake == "sequential-as-summed":  # item by item, declared one summed minibatch step
@@ -82,7 +87,8 @@ class WrongSteps(NumpyBackend):
 @pytest.mark.parametrize("mistake, model", [("mean-share", "cbow"), ("no-negatives", "skipgram"),
                                             ("scaled", "skipgram"), ("scaled", "cbow"), ("sgd", "glove"),
                                             ("summed-as-sequential", "skipgram"), ("summed-as-sequential", "glove"),
-                                            ("sequential-as-summed", "cbow"), ("sequential-as-summed", "glove")])
+                                            ("sequential-as-summed", "cbow"), ("sequential-as-summed", "glove"),
+                                            ("padding-trains", "skipgram_windows")])
 def test_a_wrong_update_step_fails(mistake, model):
     with np.errstate(divide="ignore", invalid="ignore"):
         verdict = training_check.check_step(WrongSteps(mistake), "cpu", "float32", model)

@@ -27,6 +27,10 @@ namespace seqbench {
 // vector form of the op). Tied matrices: the same array and gradient buffer.
 // coef (N, K + 1) is scratch for c_j: lane 0 writes them, every lane reads them
 // back for the gradient scatter.
+// want_grad: 0 the loss; 1 its gradients; 2 the trainer's update directions (every
+// context row gets the whole dh: word2vec's update) per slot, not per word: dE_in
+// (N·M, d) row n·M + m, dE_out (N·(K+1), d) row n·(K+1) + j, so a trainer step
+// scatters O(N·(M + K)·d) values, never a (V, d) gradient.
 template <typename T>
 SB_HD void negative_sampling(const T* E_in, const T* E_out, const T* E_neg, const long long* in_ids, int M,
                              const long long* out_ids, const long long* neg_ids, int N, int K, int d, T g, T* loss,
@@ -66,13 +70,18 @@ SB_HD void negative_sampling(const T* E_in, const T* E_out, const T* E_neg, cons
             for (int j = 0; j <= K; ++j) {
                 A c_j = to_acc(c[j]);
                 dh_k += c_j * to_acc(target_row(j)[k]);
-                T* dE = j == 0 ? dE_out + out_ids[n] * d : dE_neg + neg_ids[(long long)n * K + j - 1] * d;
+                T* dE = want_grad == 2 ? dE_out + ((long long)n * (K + 1) + j) * d
+                        : j == 0       ? dE_out + out_ids[n] * d
+                                       : dE_neg + neg_ids[(long long)n * K + j - 1] * d;
                 atomic_add(dE + k, from_acc<T>(c_j * h_k));
             }
             // want_grad == 2: word2vec's CBOW update, dh to every context row (reference/training.py)
             const A in_scale = want_grad == 2 ? A(1) : scale;
             for (int m = 0; m < M; ++m)
-                if (in_n[m] >= 0) atomic_add(dE_in + in_n[m] * d + k, from_acc<T>(dh_k * in_scale));
+                if (in_n[m] >= 0) {
+                    T* dE = want_grad == 2 ? dE_in + ((long long)n * M + m) * d : dE_in + in_n[m] * d;
+                    atomic_add(dE + k, from_acc<T>(dh_k * in_scale));
+                }
         }
     }
 }
@@ -102,13 +111,15 @@ SB_HD void glove(const T* theta, const T* e, const T* b, const T* b_prime, const
         if (lane == 0) cost[n] = from_acc<T>(A(0.5) * f * r * r);
         if (!want_grad) continue;
         A q = to_acc(g) * f * r;
+        // want_grad == 2: each entry's gradients in its own slot n (a trainer sums them per row)
+        const long long gi = want_grad == 2 ? n : i, gj = want_grad == 2 ? n : j;
         for (int k = lane; k < d; k += lanes) {
-            atomic_add(d_theta + i * d + k, from_acc<T>(q * to_acc(e_j[k])));
-            atomic_add(d_e + j * d + k, from_acc<T>(q * to_acc(theta_i[k])));
+            atomic_add(d_theta + gi * d + k, from_acc<T>(q * to_acc(e_j[k])));
+            atomic_add(d_e + gj * d + k, from_acc<T>(q * to_acc(theta_i[k])));
         }
         if (lane == 0) {
-            atomic_add(d_b + i, from_acc<T>(q));
-            atomic_add(d_b_prime + j, from_acc<T>(q));
+            atomic_add(d_b + gi, from_acc<T>(q));
+            atomic_add(d_b_prime + gj, from_acc<T>(q));
         }
     }
 }

@@ -19,7 +19,7 @@ import types
 import pytest
 
 import seqbench
-from seqbench.precision import calibration, faithful, tolerance
+from seqbench.precision import calibration, faithful, tolerance, training_check
 from seqbench import catalog
 from seqbench.backends import registry
 from seqbench.backends.cupy import backend as cupy_backend
@@ -234,10 +234,8 @@ def test_measurements():
 
 
 @gpu
-@pytest.mark.parametrize("model", ["skipgram", "cbow", "glove"])
+@pytest.mark.parametrize("model", training_check.STEPS)
 def test_trainer_steps_equal_the_reference_update(model):
-    from seqbench.precision import training_check
-
     verdict = training_check.check_step(seqbench.backend("cupy"), "cuda", "float32", model)
     assert verdict.passed, f"{model}: {verdict.worst}"
 

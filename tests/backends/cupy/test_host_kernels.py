@@ -29,7 +29,7 @@ import types
 import numpy as np
 import pytest
 
-from seqbench.precision import calibration, faithful, tolerance
+from seqbench.precision import calibration, faithful, tolerance, training_check
 from seqbench import catalog
 from seqbench.backends.cupy import cells, embedding, recurrent
 from seqbench.backends.cupy.context import Context
@@ -333,10 +333,8 @@ class HostSteps:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("model", ("skipgram", "cbow", "glove"))
+@pytest.mark.parametrize("model", training_check.STEPS)
 def test_trainer_steps_on_the_host_kernels_equal_the_reference_update(host, model, dtype):
-    from seqbench.precision import training_check
-
     verdict = training_check.check_step(HostSteps(host), "cuda", dtype, model)
     w = verdict.worst
     assert verdict.passed, f"{model} {dtype}: {w.leaf} {w.metric} {w.error:.3g} eps > budget {w.budget:.3g}"
