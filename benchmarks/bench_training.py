@@ -1,10 +1,12 @@
 """Training word vectors end to end: speed and quality per trainer and model, gensim as the peer.
 
-``bench_training.train.track_<metric>(model, trainer, device, fraction)``:
+``bench_training.train.track_<metric>(model, trainer, device, fraction, seed)``:
 the trainer is a backend's update step in seqbench's shared loop
 (:mod:`seqbench.embed.trainers`) or ``gensim`` (its ``Word2Vec``, same corpus,
 settings and thread count; skip-gram and CBOW only); ``fraction`` trains
-on the first part of the corpus, to see how a gap moves with corpus size.
+on the first part of the corpus, to see how a gap moves with corpus size;
+``seed`` seeds the initial vectors, the subsampling, windows and noise words
+(and gensim's), so a quality figure is a mean over seeds with its spread.
 Metrics: ``words_per_second`` (corpus words per second of training),
 ``wordsim`` (WordSim-353 Spearman ρ), ``wordsim_rare`` and
 ``wordsim_frequent`` (the pairs split at the median count of their rarer
@@ -14,15 +16,23 @@ training run gives every metric of a point: asv's ``setup_cache`` trains
 the grid once, in one process, one point after the other (so they do not
 compete for the cores), and the track methods read its results.
 ``bench_training.memory.peakmem_train`` is the host peak of one training
-run per point (a process of its own).
+run per point (a process of its own). ``bench_training.pipeline.time_epoch(items)``
+times one epoch of the host pipeline (:mod:`seqbench.embed.pipeline`: the
+encoded corpus subsampled, its items and their noise words) for skip-gram's
+pairs, CBOW's windows and skip-gram's windows; ``track_words_per_second``
+is the corpus words of that epoch over its fastest time.
 
 Grids (``SEQBENCH_GRID``): ``quick`` — ``lee_background.cor`` (60 k words),
 dim 50, 1 epoch, fractions 0.5 and 1; every other grid — the setting of the
 word2vec quality bar, ``head500.noblanks.cor`` (330 k words), dim 100, window 5, 5
-negatives, min count 5, 5 epochs, fractions 0.25 and 1.
+negatives, min count 5, 5 epochs, fractions 0.25 and 1. Seeds: 1–2 on quick, 1–5 otherwise.
 """
 
-from seqbench.embed import corpus, command as embed, trainers
+import time
+
+import numpy as np
+
+from seqbench.embed import corpus, command as embed, pipeline, trainers
 from seqbench.backends import registry
 from seqbench.backends.protocol import BackendUnavailable, Unsupported
 
@@ -57,11 +67,11 @@ def skip_reason(model: str, trainer: str, device: str) -> str:
     return ""
 
 
-def train_point(model: str, trainer: str, device: str, fraction: float) -> dict:
+def train_point(model: str, trainer: str, device: str, fraction: float, seed: int = 1) -> dict:
     """Train one point and measure it: ``{metric: value}``."""
     grid = common.training_grid()
     path = corpus.gensim_data(grid["corpus"])
-    s = trainers.Settings(model=model, dim=grid["dim"], epochs=grid["epochs"], fraction=fraction)
+    s = trainers.Settings(model=model, dim=grid["dim"], epochs=grid["epochs"], fraction=fraction, seed=seed)
     vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
     if trainer == common.PEER:
         run = trainers.train_gensim(path, s, vocab=vocab)
@@ -70,37 +80,41 @@ def train_point(model: str, trainer: str, device: str, fraction: float) -> dict:
     return {"words_per_second": run.words_per_second, **embed.evaluate(vocab, run.vectors)}
 
 
+FRACTIONS, SEEDS = (list(common.training_grid()[k]) for k in ("fractions", "seeds"))
+
+
 def _points():
     for model in MODELS:
         for trainer in TRAINERS:
             for device in DEVICES:
-                for fraction in common.training_grid()["fractions"]:
-                    yield model, trainer, device, fraction
+                for fraction in FRACTIONS:
+                    for seed in SEEDS:
+                        yield model, trainer, device, fraction, seed
 
 
 class train:
     """Speed and quality of one training run per point (see the module docstring)."""
 
-    params = [MODELS, TRAINERS, DEVICES, list(common.training_grid()["fractions"])]
-    param_names = ["model", "trainer", "device", "fraction"]
-    timeout = 3600
+    params = [MODELS, TRAINERS, DEVICES, FRACTIONS, SEEDS]
+    param_names = ["model", "trainer", "device", "fraction", "seed"]
+    timeout = 7200
 
     def setup_cache(self):
         measured = {}
-        for model, trainer, device, fraction in _points():
-            measured[(model, trainer, device, fraction)] = (skip_reason(model, trainer, device)
-                                                            or train_point(model, trainer, device, fraction))
+        for model, trainer, device, fraction, seed in _points():
+            measured[(model, trainer, device, fraction, seed)] = (
+                skip_reason(model, trainer, device) or train_point(model, trainer, device, fraction, seed))
         return measured
 
-    def setup(self, measured, model, trainer, device, fraction):
-        point = measured[(model, trainer, device, fraction)]
+    def setup(self, measured, model, trainer, device, fraction, seed):
+        point = measured[(model, trainer, device, fraction, seed)]
         if isinstance(point, str):
             raise NotImplementedError(point)
         self.point = point
 
 
 def _track(metric):
-    def track(self, measured, model, trainer, device, fraction):
+    def track(self, measured, model, trainer, device, fraction, seed):
         return self.point[metric]
 
     track.__name__ = f"track_{metric}"
@@ -127,3 +141,38 @@ class memory:
     def peakmem_train(self, model, trainer, device):
         train_point(model, trainer, device, 1.0)
 
+
+
+class pipeline_epoch:
+    """One epoch of the host pipeline on the grid's corpus: subsampling, items and noise words, no training."""
+
+    params = [list(common.PIPELINE_ITEMS)]
+    param_names = ["items"]
+    timeout = 600
+
+    def setup(self, items):
+        grid = common.training_grid()
+        path = corpus.gensim_data(grid["corpus"])
+        vocab = corpus.Vocabulary.build(path)
+        self.encoded = pipeline.Encoded.encode(path, vocab)
+        self.settings = trainers.Settings(model="skipgram" if items == "skipgram_windows" else items, epochs=1)
+        self.vocab, self.items = vocab, items
+
+    def _epoch(self):
+        for _ in trainers.epochs(self.encoded, self.vocab, self.settings, self.items, np.random.default_rng(1)):
+            pass
+
+    def time_epoch(self, items):
+        self._epoch()
+
+    def track_words_per_second(self, items):
+        fastest = min(_seconds(self._epoch) for _ in range(3))
+        return self.encoded.words / fastest
+
+    track_words_per_second.unit = "words/s"
+
+
+def _seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start

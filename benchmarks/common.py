@@ -158,14 +158,15 @@ GATE_OPS = ("rnn", "lstm")
 #: lower is better. The grids with a :data:`METHODS` list (gate, gpu) leave it out
 PRECISION = {"ops": ("rnn", "lstm", "gru"), "dtypes": ("float32",), "methods": ("track_error", "track_ratio")}
 #: the embedding trainers' suite (bench_training.py): models, devices, the corpus, size and passes per grid (every
-#: grid but quick: the setting of the word2vec quality bar), and the metrics tracked per training run; the trainers
-#: are :func:`trainers`
+#: grid but quick: the setting of the word2vec quality bar), the seeds each point trains with (quality is a mean over
+#: them, with its spread), and the metrics tracked per training run; the trainers are :func:`trainers`
 TRAINING = {
     "models": ("skipgram", "cbow", "glove"),
     "devices": selection.KINDS,
     "metrics": ("words_per_second", "wordsim", "wordsim_rare", "wordsim_frequent", "wordsim_pairs", "analogy"),
-    "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0)},
-    "full": {"corpus": "head500.noblanks.cor", "dim": 100, "epochs": 5, "fractions": (0.25, 1.0)},
+    "quick": {"corpus": "lee_background.cor", "dim": 50, "epochs": 1, "fractions": (0.5, 1.0), "seeds": (1, 2)},
+    "full": {"corpus": "head500.noblanks.cor", "dim": 100, "epochs": 5, "fractions": (0.25, 1.0),
+             "seeds": (1, 2, 3, 4, 5)},
 }
 
 
@@ -185,10 +186,15 @@ def trainers() -> tuple:
 
 
 def training_processes(grid: str) -> int:
-    """Benchmark processes of bench_training: a track method per metric and point, and one peak-memory run per
-    (model, trainer, device)."""
+    """Benchmark processes of bench_training: a track method per metric and point (seeds included), one
+    peak-memory run per (model, trainer, device), and the host pipeline's epoch per item kind."""
     runs = len(TRAINING["models"]) * len(trainers()) * len(TRAINING["devices"])
-    return runs * (len(TRAINING["metrics"]) * len(training_grid(grid)["fractions"]) + 1)
+    points = len(training_grid(grid)["fractions"]) * len(training_grid(grid)["seeds"])
+    return runs * (len(TRAINING["metrics"]) * points + 1) + len(PIPELINE_ITEMS)
+
+
+#: the host pipeline's item kinds bench_training times an epoch of (seqbench.embed.pipeline)
+PIPELINE_ITEMS = ("skipgram", "cbow", "skipgram_windows")
 
 
 

@@ -57,7 +57,8 @@ class Results:
     dashboards: list = field(default_factory=list)  # asv html/index.html found near the results
     skipped: list = field(default_factory=list)  # (file, why): unreadable, foreign or newer files, left out
     unchecked: list = field(default_factory=list)  # conformance cases a run left without a verdict, with why
-    training: pd.DataFrame = field(default_factory=pd.DataFrame)  # the embedding trainers' runs (reports/training.py)
+    training: pd.DataFrame = field(default_factory=pd.DataFrame)  # the embedding trainers over seeds (reports/training.py)
+    pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)  # the trainers' host pipeline, words/s per item kind
 
     @property
     def empty(self) -> bool:
@@ -80,7 +81,8 @@ def load(dirs) -> Results:
     table = tidy(ours, checks, machines, dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
-    return Results(table, conformance, checks, machines, dashboards, skipped, unchecked, training.table(raw))
+    return Results(table, conformance, checks, machines, dashboards, skipped, unchecked,
+                   training.summary(training.table(raw), training.memory(raw)), training.pipeline(raw))
 
 
 def tidy(points: list[dict], checks: pd.DataFrame, machines: dict, conformance_dir=None) -> pd.DataFrame:

@@ -121,7 +121,7 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
             "(the same seqbench check command, run again; without --timeout, or a longer one).")),
                    ("wide", pd.DataFrame(results.unchecked)[["machine", "backend", "device", "dtype", "op", "kind",
                                                              "test_id", "reason"]])]
-    blocks += training.blocks(results.training)
+    blocks += training.blocks(results.training, results.pipeline)
     blocks.append(("h2", "Plots"))
     blocks += [("figure", title, name, png) for name, title, png in figures if not name.startswith(pareto.NAME)]
     blocks += [("h2", "Method"), ("p", METHOD), ("table", tables.peaks_table())]

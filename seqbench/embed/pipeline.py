@@ -104,17 +104,17 @@ def cbow_items(ids: np.ndarray, sentence: np.ndarray, window: int, rng) -> tuple
 ITEMS = {"skipgram": skipgram_items, "cbow": cbow_items}
 
 
-def epoch_items(encoded: Encoded, keep: np.ndarray, model: str, window: int, rng: np.random.Generator,
-                words: int = CHUNK_WORDS) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    """One epoch's items, chunk by chunk: ``(w_ctx, w_o, corpus_words)``, ids int32, ``corpus_words`` the words
-    of the chunk before subsampling. ``keep``: (V,) keep probabilities."""
-    items = ITEMS[model]
+def epoch_items(encoded: Encoded, keep: np.ndarray, items: str, window: int, noise: NoiseTable, negative: int,
+                rng: np.random.Generator, words: int = CHUNK_WORDS) -> Iterator[tuple]:
+    """One epoch's items, chunk by chunk: ``(w_ctx, w_o, w_neg, corpus_words)``, ids int32, ``negative`` noise
+    words per item from ``noise``, ``corpus_words`` the words of the chunk before subsampling. ``items``:
+    ``"skipgram"`` (pairs) or ``"cbow"`` (windows); ``keep``: (V,) keep probabilities."""
+    make = ITEMS[items]
     for part in encoded.chunks(words):
         ids = encoded.ids[part]
         kept = rng.random(len(ids)) < keep[ids]
-        sentence = encoded.sentence_of(part)[kept]
-        w_ctx, w_o = items(ids[kept], sentence, window, rng)
-        yield w_ctx, w_o, len(ids)
+        w_ctx, w_o = make(ids[kept], encoded.sentence_of(part)[kept], window, rng)
+        yield w_ctx, w_o, noise.draw((len(w_o), negative), rng), len(ids)
 
 
 class NoiseTable:

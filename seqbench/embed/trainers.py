@@ -106,22 +106,22 @@ Progress = Callable[[int], None]  # called with the words just trained
 
 
 def _fixed_batches(chunks: Iterator[tuple], size: int) -> Iterator[tuple]:
-    """The pipeline's ``(w_ctx, w_o, words)`` chunks re-cut into batches of ``size`` items, int64 (the remainder
-    carried on, so every batch but the last has one shape); ``words``: the corpus words a batch completes."""
-    held_ctx, held_o, held_words = [], [], 0
-    for w_ctx, w_o, words in chunks:
-        held_ctx.append(w_ctx)
-        held_o.append(w_o)
+    """The pipeline's ``(w_ctx, w_o, w_neg, words)`` chunks re-cut into batches of ``size`` items, int64 (the
+    remainder carried on, so every batch but the last has one shape); ``words``: the corpus words a batch
+    completes."""
+    held, held_words = [], 0
+    for *arrays, words in chunks:
+        held.append(arrays)
         held_words += words
-        if sum(len(o) for o in held_o) >= size:
-            w_ctx, w_o = np.concatenate(held_ctx).astype(np.int64), np.concatenate(held_o).astype(np.int64)
-            full = len(w_o) // size * size
+        if sum(len(a[1]) for a in held) >= size:
+            arrays = [np.concatenate(column).astype(np.int64) for column in zip(*held)]
+            full = len(arrays[1]) // size * size
             for first in range(0, full, size):
-                yield w_ctx[first:first + size], w_o[first:first + size], held_words if first == 0 else 0
-            held_ctx, held_o, held_words = [w_ctx[full:]], [w_o[full:]], 0
-    w_ctx, w_o = np.concatenate(held_ctx).astype(np.int64), np.concatenate(held_o).astype(np.int64)
-    if len(w_o) or held_words:
-        yield w_ctx, w_o, held_words
+                yield (*(a[first:first + size] for a in arrays), held_words if first == 0 else 0)
+            held, held_words = [[a[full:] for a in arrays]], 0
+    arrays = [np.concatenate(column).astype(np.int64) for column in zip(*held)]
+    if len(arrays[1]) or held_words:
+        yield (*arrays, held_words)
 
 
 def step_model(steps, s: Settings) -> str:
@@ -133,12 +133,14 @@ def step_model(steps, s: Settings) -> str:
     return "skipgram_windows" if s.model == "skipgram" and shared else s.model
 
 
-def _chunks(encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings, model: str, rng) -> Iterator[tuple]:
-    """Every epoch's items, chunk by chunk (:func:`seqbench.embed.pipeline.epoch_items`): windows for
-    ``skipgram_windows``."""
+def epochs(encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings, model: str, rng) -> Iterator[tuple]:
+    """Every epoch's items and noise words, chunk by chunk (:func:`seqbench.embed.pipeline.epoch_items`): pairs
+    for ``skipgram``, windows for ``cbow`` and ``skipgram_windows``."""
     keep = text.keep_probability(vocab.counts, s.sample)
+    noise = pipeline.NoiseTable.of_counts(vocab.counts)
+    items = "skipgram" if model == "skipgram" else "cbow"
     for _ in range(s.epochs):
-        yield from pipeline.epoch_items(encoded, keep, "cbow" if model == "skipgram_windows" else model, s.window, rng)
+        yield from pipeline.epoch_items(encoded, keep, items, s.window, noise, s.negative, rng)
 
 
 class _Schedule:
@@ -147,8 +149,9 @@ class _Schedule:
     def __init__(self, s: Settings, planned: int, progress: Progress | None):
         self.lr, self.planned, self.progress, self.done = s.lr, planned, progress, 0
 
-    def rate(self) -> float:
-        return self.lr * max(1 - self.done / self.planned, 1e-4)
+    def rate(self, done: int) -> float:
+        """The rate after ``done`` corpus words."""
+        return self.lr * max(1 - done / self.planned, 1e-4)
 
     def trained(self, words: int) -> None:
         self.done += words
@@ -182,25 +185,24 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     V = len(vocab)
     state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
-    noise = pipeline.NoiseTable.of_counts(vocab.counts)
     M = 1 if model == "skipgram" else 2 * s.window
     _warm_up(step, backend, device, dtype, {k: (V, s.dim) for k in state},
              (np.zeros((s.batch, M), np.int64), np.zeros(s.batch, np.int64), np.zeros((s.batch, s.negative), np.int64)))
     schedule = _Schedule(s, s.epochs * vocab.total, progress)
     backend.synchronize(device)
     start = time.perf_counter()
-    chunks = _chunks(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, model, rng)
-    if steps.sequential:
+    chunks = epochs(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, model, rng)
+    if steps.sequential:  # a chunk's rate follows the words handed out before it, as gensim's jobs
         def work():
-            for w_ctx, w_o, words in chunks:
-                w_neg = noise.draw((len(w_o), s.negative), rng)
-                yield (lambda a=(w_ctx, w_o, w_neg, schedule.rate()): step(state, *a)), words
+            handed = 0
+            for *arrays, words in chunks:
+                yield (lambda a=(*arrays, schedule.rate(handed)): step(state, *a)), words
+                handed += words
         _in_threads(s.threads, work(), schedule)
     else:
-        for w_ctx, w_o, words in _fixed_batches(chunks, s.batch):
+        for w_ctx, w_o, w_neg, words in _fixed_batches(chunks, s.batch):
             if len(w_o):
-                w_neg = noise.draw((len(w_o), s.negative), rng).astype(np.int64)
-                state = step(state, w_ctx, w_o, w_neg, schedule.rate())
+                state = step(state, w_ctx, w_o, w_neg, schedule.rate(schedule.done))
             schedule.trained(words)
     backend.synchronize(device)
     seconds = time.perf_counter() - start

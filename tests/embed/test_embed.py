@@ -268,15 +268,19 @@ def test_embed_refuses_bad_input_in_one_line(args, message, tmp_path):
 
 # --- the report's section ------------------------------------------------------------------------------
 
-def _points(machine="m", **runs):
-    """asv points of bench_training.train for ``runs = {"model-trainer-fraction": {metric: value}}``."""
+def _points(machine="m", seeds=(1,), **runs):
+    """asv points of bench_training.train for ``runs = {"model-trainer-fraction": {metric: value}}``, each metric
+    measured the same on every seed but ρ, which moves by ``0.01·(seed − 1)``."""
     points = []
     for key, metrics in runs.items():
         model, trainer, fraction = key.split("-")
-        for metric, value in metrics.items():
-            points.append({"machine": machine, "suite": "bench_training.train", "method": f"track_{metric}",
-                           "date": 1, "result": value, "params": {"model": model, "trainer": trainer,
-                                                                 "device": "cpu", "fraction": float(fraction)}})
+        for seed in seeds:
+            for metric, value in metrics.items():
+                value += 0.01 * (seed - 1) if metric.startswith("wordsim") and metric != "wordsim_pairs" else 0
+                points.append({"machine": machine, "suite": "bench_training.train", "method": f"track_{metric}",
+                               "date": 1, "result": value,
+                               "params": {"model": model, "trainer": trainer, "device": "cpu",
+                                          "fraction": float(fraction), "seed": seed}})
     return points
 
 
@@ -287,13 +291,14 @@ def test_the_report_shows_speed_against_gensim_and_decides_each_claim():
         return {"words_per_second": speed, "wordsim": rho, "wordsim_rare": rare, "wordsim_frequent": frequent,
                 "wordsim_pairs": 96, "analogy": 0.01}
 
-    runs = report.table(_points(**{
+    runs = report.summary(report.table(_points(**{
         "skipgram-gensim-1.0": run(400e3, 0.38, 0.31, 0.50), "cbow-gensim-1.0": run(1.2e6, 0.08, -0.05, 0.18),
         "skipgram-jax-1.0": run(100e3, 0.37, 0.30, 0.51), "cbow-jax-1.0": run(300e3, 0.06, -0.08, 0.15),
         "skipgram-jax-0.25": run(100e3, 0.20, 0.1, 0.3), "cbow-jax-0.25": run(300e3, 0.01, 0.0, 0.1),
-    }))
+    })))
     jax_sg = runs[(runs.trainer == "jax") & (runs.model == "skipgram") & (runs.fraction == 1.0)].iloc[0]
-    assert jax_sg.vs_gensim == pytest.approx(0.25)
+    assert jax_sg.vs_gensim == pytest.approx(0.25) and jax_sg.seeds == 1
+    assert jax_sg.wordsim_vs_gensim["shows"] == "one seed"
     claims = report.claims(runs).set_index(["trainer", "claim"])["holds here"]
     jax = "jax on cpu (m)"
     assert claims[(jax, "CBOW trains faster")] == "yes"
@@ -301,9 +306,35 @@ def test_the_report_shows_speed_against_gensim_and_decides_each_claim():
     assert claims[(jax, "CBOW is better on frequent words")] == "no"
     assert claims[(jax, "skip-gram's lead is largest on a small corpus")] == "no"  # 0.19 at 0.25 < 0.31 at 1
     assert ("gensim on cpu (m)", "skip-gram's lead is largest on a small corpus") not in claims  # one size only
-    assert report.blocks(report.table([])) == []
-    few = report.table(_points(**{"skipgram-numpy-1.0": {**run(1, 0.1, 0.1, 0.1), "wordsim_pairs": 45},
-                                  "cbow-numpy-1.0": {**run(2, 0.1, 0.0, 0.1), "wordsim_pairs": 45}}))
+    assert report.blocks(report.summary(report.table([]))) == []
+    few = report.summary(report.table(_points(**{"skipgram-numpy-1.0": {**run(1, 0.1, 0.1, 0.1), "wordsim_pairs": 45},
+                                                  "cbow-numpy-1.0": {**run(2, 0.1, 0.0, 0.1), "wordsim_pairs": 45}})))
     verdicts = report.claims(few).set_index("claim")["holds here"]
     assert verdicts["CBOW trains faster"] == "yes"
     assert verdicts["skip-gram is better on rare words"].startswith("undecided: 45 pairs")
+
+
+def test_quality_is_a_mean_over_seeds_compared_with_gensim_within_a_margin():
+    from seqbench.reports import training as report
+
+    def run(rho):
+        return {"words_per_second": 1e5, "wordsim": rho, "wordsim_rare": rho, "wordsim_frequent": rho,
+                "wordsim_pairs": 96, "analogy": 0.01}
+
+    seeds = (1, 2, 3, 4, 5)  # ρ 0.38, 0.39, ... 0.42 for gensim
+    runs = report.table(_points(seeds=seeds, **{"skipgram-gensim-1.0": run(0.38), "skipgram-same-1.0": run(0.381),
+                                                "skipgram-worse-1.0": run(0.30), "skipgram-near-1.0": run(0.395)}))
+    assert len(runs) == 4 * len(seeds)
+    rows = report.summary(runs).set_index("trainer")
+    assert rows.loc["same", "seeds"] == 5 and rows.loc["same", "wordsim"] == pytest.approx(0.401)
+    assert rows.loc["same", "wordsim_sd"] == pytest.approx(np.std([0.0, 0.01, 0.02, 0.03, 0.04], ddof=1))
+    same, worse, near = (rows.loc[t, "wordsim_vs_gensim"] for t in ("same", "worse", "near"))
+    assert same["shows"] == "equivalent" and same["low"] < 0.001 < same["high"]
+    assert worse["shows"] == "worse" and worse["diff"] == pytest.approx(-0.08)
+    assert near["shows"] == "inconclusive"  # +0.015 with an interval of about ±0.014: across the margin
+    assert report.display(rows.reset_index()).loc[0, "all Δρ vs gensim"] == ""  # gensim against itself: nothing
+    # a run from before seeds were an axis is seed 1 of its point, unless the point has seeded runs
+    old = [dict(p, params={k: v for k, v in p["params"].items() if k != "seed"}, date=0)
+           for p in _points(**{"skipgram-gensim-1.0": run(0.1), "cbow-gensim-1.0": run(0.1)})]
+    mixed = report.table(old + _points(seeds=seeds, **{"skipgram-gensim-1.0": run(0.38)}))
+    assert sorted(mixed.groupby("model").seed.apply(list).items()) == [("cbow", [1]), ("skipgram", list(seeds))]

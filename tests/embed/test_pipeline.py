@@ -54,14 +54,15 @@ def test_an_epoch_subsamples_frequent_words_and_counts_every_corpus_word(text):
     vocab = corpus.Vocabulary.build(text, min_count=2)
     encoded = pipeline.Encoded.encode(text, vocab)
     keep = np.array([0.5, 1.0, 1.0])  # "a" kept half the time
-    rng = np.random.default_rng(1)
-    chunks = list(pipeline.epoch_items(encoded, keep, "skipgram", 2, rng, words=1000))
+    noise = pipeline.NoiseTable.of_counts(vocab.counts)
+    chunks = list(pipeline.epoch_items(encoded, keep, "skipgram", 2, noise, 5, np.random.default_rng(1), words=1000))
     assert sum(words for *_, words in chunks) == encoded.words
-    centres = np.bincount(np.concatenate([w_o for _, w_o, _ in chunks]), minlength=3)
+    assert all(w_neg.shape == (len(w_o), 5) for _, w_o, w_neg, _ in chunks)
+    centres = np.bincount(np.concatenate([w_o for _, w_o, _, _ in chunks]), minlength=3)
     # pairs per centre follow the words kept: "a" (index 0) loses about half its pairs against "b"
     assert 0.35 < centres[0] / centres[1] < 0.65
-    everything = list(pipeline.epoch_items(encoded, np.ones(3), "skipgram", 2, np.random.default_rng(1), words=1000))
-    assert sum(len(o) for _, o, _ in everything) > sum(len(o) for _, o, _ in chunks)
+    everything = pipeline.epoch_items(encoded, np.ones(3), "skipgram", 2, noise, 5, np.random.default_rng(1), 1000)
+    assert sum(len(o) for _, o, _, _ in everything) > sum(len(o) for _, o, _, _ in chunks)
 
 
 @pytest.mark.parametrize("seed", (0, 1, 2))
