@@ -34,11 +34,15 @@ def _glove(state, rows, cols, x, lr, x_max=100, alpha=0.75):
     return state
 
 
+#: why the op grids leave it out: it is benchmarked as a trainer (bench_training's trainer axis), not per op
+TRAINER_ONLY = "a trainer only (seqbench embed, bench_training): no catalog op"
+
+
 class NumbaBackend(Backend):
     name = "numba"
     traits = Traits(implementation="numba: word2vec's and GloVe's loops, compiled, hogwild threads",
-                    left_out_of_main_job="a trainer only (seqbench embed, bench_training): no catalog op",
-                    left_out_of_grids={"gpu": "numba trains on the CPU"})
+                    left_out_of_main_job=TRAINER_ONLY,
+                    left_out_of_grids=dict.fromkeys(("quick", "mid", "gpu", "gate", "full"), TRAINER_ONLY))
     dtypes_by_device = {"cpu": ("float32", "float64")}
 
     def __init__(self):

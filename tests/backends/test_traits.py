@@ -3,18 +3,21 @@
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
 from seqbench.backends import registry
+from seqbench.jobs import asv
 from seqbench.backends.protocol import Backend, Traits
 
+ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = {ep.name: ep for ep in entry_points(group="seqbench.backends") if ep.value.startswith("seqbench.backends.")}
 
 
 def test_the_built_ins_are_registered():
     assert set(BUILTIN) == {"numpy", "torch", "torch-compile", "torch-native", "jax", "jax-highest", "cupy",
-                            "cupy-graph", "cupy-fused"}
+                            "cupy-graph", "cupy-fused", "numba"}
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -52,7 +55,11 @@ def test_subclasses_do_not_share_their_parents_omissions():
     # torch-compile compiles: left out of the quick and gpu grids and of the main job; torch-native is on every grid
     assert {"quick", "gpu"} <= set(traits["torch-compile"].left_out_of_grids)
     assert not traits["torch-native"].left_out_of_grids and not traits["torch"].left_out_of_grids
-    assert [name for name, t in traits.items() if t.left_out_of_main_job] == ["torch-compile"]
+    assert [name for name, t in traits.items() if t.left_out_of_main_job] == ["numba", "torch-compile"]
+    # numba is a trainer only: out of every op grid (bench_training's trainer axis has it) and of the main job
+    common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
+    assert set(traits["numba"].left_out_of_grids) == set(common.GRIDS)
+    assert "numba" not in common.backends("quick") and "numba" in common.trainers()
     # jax-highest extends jax: GPU only, left out of the gpu grid rather than narrowed on it
     assert traits["jax"].compile_seconds.keys() == {"cpu", "cuda"}
     assert traits["jax-highest"].compile_seconds.keys() == {"cuda"}
