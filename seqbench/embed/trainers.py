@@ -74,8 +74,9 @@ class Settings:
             raise ValueError(f"--model must be one of {list(MODELS)}, got {self.model!r}")
         for name in ("dim", "window", "negative", "min_count", "epochs", "threads"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "threads" else 1):
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number ≥ 1, got {value!r}")
+            least = 0 if name == "threads" else 1
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number ≥ {least}, got {value!r}")
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         for name in ("lr", "batch"):

@@ -252,6 +252,9 @@ def test_embed_trains_writes_vectors_and_reports_quality_beside_gensim(tmp_path)
 @pytest.mark.parametrize("args, message", [
     (["--corpus", "no-such.txt"], "--corpus must be a text file"),
     (["--dim", "0"], "--dim must be a whole number ≥ 1"),
+    (["--batch", "0"], "--batch must be a positive number"),
+    (["--lr", "-0.1"], "--lr must be a positive number"),
+    (["--threads", "-1"], "--threads must be a whole number ≥ 0"),
     (["--dtype", "float16"], "--dtype must be one of"),
     (["--backend", "nope"], "nope"),
     (["--backend", "torch-native"], "train with --backend torch"),
