@@ -9,6 +9,7 @@ elsewhere (x1.5).
 import argparse
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -271,6 +272,21 @@ def test_a_dashboard_published_beside_the_report_is_linked_and_never_read_as_res
     assert render.beside_report(results / "report") == page / "index.html"
     (page / "index.json").unlink()  # not a published page: none beside the report
     assert render.beside_report(results / "report") is None
+
+
+def test_the_sample_report_links_the_committed_dashboard():
+    """The committed report (``results/report``) links the dashboard published beside it (``results/dashboard``,
+    made offline by ``seqbench publish``), in its Markdown and its HTML, and the page is there."""
+    report = ROOT / "results" / "report"
+    md, html = ((report / name).read_text() for name in ("report.md", "report.html"))
+    links = re.findall(r"\[asv dashboard[^]]*\]\(([^)]+)\)", md)
+    assert links == ["../dashboard/index.html"], links
+    assert re.findall(r'<a href="([^"]+)">asv dashboard', html) == links
+    page = (report / links[0]).resolve()
+    assert page == ROOT / "results" / asv_files.DASHBOARD / "index.html" and asv_files.is_dashboard(page.parent)
+    text = page.read_text()
+    assert 'src="vendor/' in text and not re.search(r'(?:src|href)="https?://[^"]+\.(?:js|css)"', text)
+    assert all((page.parent / src).is_file() for src in re.findall(r'src="(vendor/[^"]+)"', text))
 
 
 def test_accuracy_outliers_compare_within_dtype_and_math_mode(table):
