@@ -45,7 +45,8 @@ def add_commands(subparsers) -> None:
                         help=f"asv and conformance results ({DEFAULT_HELP})")
     report.add_argument("--out", default="report", help="where the report goes (default: %(default)s)")
     report.add_argument("--dashboard",
-                        help="the asv dashboard page to link (default: html/index.html beside the results)")
+                        help="the asv dashboard page to link (default: dashboard/index.html beside the report's "
+                             "folder, else html/index.html beside the results)")
     _accuracy(report)
     report.set_defaults(func=report_command)
 

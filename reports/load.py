@@ -8,6 +8,9 @@ Inputs, found under any number of results directories (several machines merge):
   with ``benchmarks.json`` in the results root (read by
   :mod:`seqbench.results.asv_files`, pivoted by :mod:`.benchmark_rows`).
 
+A published asv dashboard among them (``results/dashboard/``) is not read
+(:func:`seqbench.results.asv_files.scan`).
+
 :data:`COLUMNS` is the tidy schema of :attr:`Results.benchmarks`: one row per
 (machine, benchmark, kind of pass, parameter point), with conformance
 joined in by (machine, backend, device, dtype, op), each backend's
@@ -72,8 +75,8 @@ def load(dirs) -> Results:
     if missing:
         raise ValueError(f"results directory not found: {', '.join(missing)}")
     skipped: list = []
-    conformance = load_conformance(sorted({p for d in dirs for p in d.rglob("*.jsonl")}), skipped)
-    unchecked = load_unchecked(sorted({p for d in dirs for p in d.rglob("*.unchecked.json")}), skipped)
+    conformance = load_conformance(sorted({p for d in dirs for p in asv_files.scan(d, "*.jsonl")}), skipped)
+    unchecked = load_unchecked(sorted({p for d in dirs for p in asv_files.scan(d, "*.unchecked.json")}), skipped)
     checks = summarize_conformance(conformance, unchecked)
     machines, raw = asv_files.read(dirs, skipped, benchmark_rows.unlisted_names())
     raw = benchmark_rows.with_shape_keys(raw)

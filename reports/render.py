@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqbench import catalog
+from seqbench.results import asv_files
 
 from . import (beside, conformance_rows, load, pareto, plausibility, plots, select, tables, tradeoffs,
                training)
@@ -27,7 +28,9 @@ from .pages import html_page, markdown
 
 def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rule=None) -> Path:
     """Load every result under ``results_dirs``, write ``report.md``, ``report.html``, ``plots/`` and
-    ``benchmarks.csv`` into ``out_dir``; return the HTML page's path."""
+    ``benchmarks.csv`` into ``out_dir``; return the HTML page's path. Both link the asv dashboard ``dashboard``
+    (a page), else the one published beside the report (:func:`beside_report`), else one found near the
+    results (:attr:`load.Results.dashboards`), where there is one."""
     dirs = [Path(d) for d in ([results_dirs] if isinstance(results_dirs, (str, Path)) else results_dirs)]
     results = load.load(dirs)
     for path, why in results.skipped:
@@ -44,7 +47,8 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rul
         plots.plt.close(fig)
         (out / "plots" / f"{name}.png").write_bytes(buffer.getvalue())
         figures.append((name, title, buffer.getvalue()))
-    dashboard = Path(dashboard) if dashboard else (results.dashboards[0] if results.dashboards else None)
+    dashboard = Path(dashboard) if dashboard else (beside_report(out) or
+                                                   (results.dashboards[0] if results.dashboards else None))
     link = os.path.relpath(Path(dashboard).resolve(), out.resolve()) if dashboard else None
     blocks = report_blocks(results, figures, link, dirs, rule or select.Rule())
     (out / "report.md").write_text(markdown(blocks))
@@ -52,6 +56,13 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rul
     page.write_text(html_page(blocks))
     results.benchmarks.to_csv(out / "benchmarks.csv", index=False)
     return page
+
+
+def beside_report(out_dir) -> Path | None:
+    """The page of a dashboard published beside the report's folder (``results/dashboard/index.html`` for the
+    report in ``results/report/``: ``seqbench publish --html-dir results/dashboard``), if there is one."""
+    page = Path(out_dir).resolve().parent / asv_files.DASHBOARD / "index.html"
+    return page if asv_files.is_dashboard(page.parent) else None
 
 
 # --- content ---------------------------------------------------------------------------------
@@ -70,7 +81,10 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
     ]
     blocks += answer_blocks(recs)
     if dashboard_link:
-        blocks.append(("link", "asv dashboard (history of every benchmark)", dashboard_link))
+        served = Path(dashboard_link).parent.as_posix()
+        blocks += [("link", "asv dashboard (history of every benchmark)", dashboard_link),
+                   ("p", "The dashboard fetches its data as JSON: serve its folder over HTTP to view it "
+                         f"(`python -m http.server -d {served}` in the report's folder).")]
     else:
         blocks.append(("p", "No asv dashboard found beside the results (make one with `asv publish`)."))
     blocks += [("h2", "Machines and devices"), ("table", tables.machines_table(results))]

@@ -11,6 +11,11 @@ the axes' product (``itertools.product`` order) a value in ``result``,
 ``null``, a per-point column with nothing in it is ``null``, and trailing
 empty columns are left out.
 
+A published dashboard kept among the results (``seqbench publish`` into
+``results/dashboard/``: asv's page, its ``index.json`` and ``graphs/``) is
+not results: :func:`scan`, which every loader of a results folder uses, leaves
+out the files of any folder holding a published page (:func:`is_dashboard`).
+
 :func:`read` gives one flat row per (file, benchmark, point). :func:`merge_folder`
 merges results folders into one (the shards of a sweep, run apart; sweeps of
 other backends or grids at the same commit) point by point, over the union of
@@ -22,9 +27,11 @@ machines are different folders and need no merging, as ``asv publish`` and
 from __future__ import annotations
 
 import ast
+import fnmatch
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 from seqbench.results.records import locked, write_atomic
@@ -36,6 +43,29 @@ TYPES = (("time_", "time"), ("peakmem_", "peakmemory"), ("mem_", "memory"), ("tr
 
 
 # --- reading --------------------------------------------------------------------------------------------------
+
+#: the folder ``seqbench publish`` writes the committed results' dashboard into, beside ``report/`` (the sample
+#: report links to its page)
+DASHBOARD = "dashboard"
+
+
+def is_dashboard(folder: Path) -> bool:
+    """Whether ``folder`` holds a page ``asv publish`` made (``index.html`` beside its ``index.json``)."""
+    return (Path(folder) / "index.html").is_file() and (Path(folder) / "index.json").is_file()
+
+
+def scan(root: Path, pattern: str) -> list[Path]:
+    """The files under ``root`` whose name matches ``pattern`` (as ``rglob`` finds them, sorted), less those in a
+    published dashboard's folder (:func:`is_dashboard`) and below it."""
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        if is_dashboard(Path(folder)):
+            subfolders[:] = []
+            continue
+        subfolders.sort()
+        found += [Path(folder) / name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    return sorted(found)
+
 
 def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, list[dict]]:
     """The asv results under ``dirs`` (paths): ``(machines, points)``.
@@ -51,7 +81,7 @@ def read(dirs, skipped: list | None = None, unlisted_names=()) -> tuple[dict, li
     """
     skipped = [] if skipped is None else skipped
     machines, points = {}, []
-    found = {p.parent: str(d) for d in reversed(list(dirs)) for p in Path(d).rglob("machine.json")}
+    found = {p.parent: str(d) for d in reversed(list(dirs)) for p in scan(Path(d), "machine.json")}
     for folder in sorted(found):
         try:
             info = json.loads((folder / "machine.json").read_text())

@@ -1,8 +1,10 @@
 """``seqbench continuous`` end to end, in a temporary git repository holding the project and a plug-in backend
 (``tests/plugins/gate_plugin.py``): a docs-only commit passes, one whose plug-in does twice the real CPU work is
 named slower with its ratio, one whose plug-in returns ten times the error is named with its eps. Each comparison
-runs four speed rounds, a confirmation and two conformance runs of the plug-in's LSTM: about a minute each on two
-cores, so the test runs in CI (``CI=true``) only."""
+runs four speed rounds, a confirmation and two conformance runs of the plug-in's LSTM: about 45 to 55 s each on two
+cores, so the test runs in CI (``CI=true``) only. A speed verdict the gate calls inconclusive (exit 3: the host's
+own rounds moved too far) is asked again, up to :data:`TRIES` comparisons, as the CI recipe reruns the job; a test
+fails if it never gets a conclusive answer, and a pass of twice the work fails it at once."""
 
 import os
 import re
@@ -17,6 +19,9 @@ from project_repo import commit, environment, project
 #: what the gate says where the host's own rounds moved too far to judge speed (``gate.explained``, ``unresolved``)
 HOST = re.compile(r"within the spread of their own commit's rounds|between rounds of one commit, as far as a "
                   r"regression must")
+
+#: comparisons a speed test makes at most while the gate says inconclusive (exit 3)
+TRIES = 3
 
 pytestmark = pytest.mark.skipif(os.environ.get("CI") != "true", reason=(
     "three gate runs of benchmarks and checks (about 3 minutes on two cores): run with CI=true"))
@@ -42,29 +47,43 @@ def gate(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str
     out = tmp_path / "out" / "comparison.md"
     done = subprocess.run([sys.executable, "-m", "seqbench", "continuous", commits["BASE"], commits[head],
                            "--backend", "gateplug", "--op", "lstm", "--dtype", "float32",
-                           "--out", str(out), "--cache-dir", str(tmp_path.parent / "commits")],
+                           "--out", str(out), "--cache-dir", str(repo.parent / "commits")],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.is_file(), done.stdout + done.stderr
     return done.returncode, out.read_text() + "\n" + done.stdout + done.stderr
 
 
+def conclusive(repo: Path, commits: dict, head: str, tmp_path: Path) -> tuple[int, str]:
+    """:func:`gate`, asked again while it says inconclusive (exit 3), :data:`TRIES` times at most; its first
+    conclusive exit status and Markdown. Fails the test when every comparison was inconclusive, each named with
+    why (the gate's words for the host's spread, or its output)."""
+    said = []
+    for attempt in range(1, TRIES + 1):
+        code, text = gate(repo, commits, head, tmp_path / f"try{attempt}")
+        if code != 3:
+            return code, text
+        why = HOST.search(text)
+        said.append(f"--- comparison {attempt}: exit 3, " + (why.group(0) if why else "not the host's spread:\n"
+                                                                 + text))
+    pytest.fail(f"{head}: inconclusive in all {TRIES} comparisons (exit 3 each)\n" + "\n".join(said))
+
+
 def test_a_docs_only_commit_passes(repo, tmp_path):
-    """Exit 0; or 3 where the host alone moved a benchmark as far as the speed factor (the gate says so)."""
-    code, said = gate(*repo, "docs", tmp_path)
-    assert code == 0 or (code == 3 and HOST.search(said)), said
+    """Exit 0 (asked again while the host's own rounds make it inconclusive)."""
+    code, said = conclusive(*repo, "docs", tmp_path)
+    assert code == 0, said
 
 
 def test_twice_the_work_is_named_slower_with_its_ratio(repo, tmp_path):
-    """Exit 1; or 3 where the host alone moved the benchmark as far between two rounds of one commit (a busy
-    shared machine: the gate then says so, never a pass)."""
-    code, said = gate(*repo, "work", tmp_path)
-    assert code == 1 or (code == 3 and HOST.search(said)), said
+    """Exit 1, the benchmark named slower with a ratio of about 2 (asked again while the host's own rounds make it
+    inconclusive; a pass fails the test at once)."""
+    code, said = conclusive(*repo, "work", tmp_path)
+    assert code == 1, said
     assert "| precision |" not in said
-    if code == 1:
-        slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
-                            r"slower, confirmed \|", said)
-        assert slower, said
-        assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
+    slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
+                        r"slower, confirmed \|", said)
+    assert slower, said
+    assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
 
 
 def test_ten_times_the_error_is_named_with_its_eps(repo, tmp_path):

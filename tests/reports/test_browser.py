@@ -102,6 +102,7 @@ def test_asv_dashboard_loads(repo, chromium, tmp_path):
 
 ROOT = Path(__file__).resolve().parents[2]
 SWALLOW = "continental origin"  # what asv's page says when its scripts did not load
+PRECISION = "bench_precision.lstm.track_error"  # a precision track of the committed history
 GRAPH_DRAWN = "document.querySelectorAll('#graph-display canvas').length > 0"
 REGRESSIONS_SHOWN = ("document.querySelector('#regressions-body') !== null && "
                      "document.querySelector('#regressions-body').children.length > 0")
@@ -115,17 +116,23 @@ def real_errors(page) -> list:
 
 def test_seqbench_publish_of_the_committed_results_works_offline(chromium, tmp_path):
     """`seqbench publish` of the repository's own results: a benchmark's graph is drawn and the Regressions page
-    shows, with no script from the network (this machine has none)."""
+    shows, with no script from the network (this machine has none); the precision history (bench_precision,
+    recorded for several commits by ``seqbench bench --commits``) is a graph of several commits."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("asv publish reads the commits from git: no git checkout here")
     pytest.importorskip("asv", reason="asv is not installed (pip install 'seqbench[report]')")
     index = publish.publish(str(ROOT / "results"), str(tmp_path / "html"), str(ROOT / "asv.conf.json"))
     assert "https://" not in "".join(line for line in index.read_text().splitlines() if "<script" in line)
+    history = [json.loads(p.read_text()) for p in (index.parent / "graphs").rglob(f"{PRECISION}.json")
+               if "summary" not in p.relative_to(index.parent / "graphs").parts]
+    assert max(map(len, history), default=0) >= 3, [len(h) for h in history]  # points: one per commit
     with browser.serve(index.parent) as url:
         graph = chromium.load(f"{url}/index.html#bench_recurrent.lstm.time_forward", ready=GRAPH_DRAWN)
         regressions = chromium.load(f"{url}/index.html#/regressions", ready=REGRESSIONS_SHOWN)
-    for page in (graph, regressions):
+        precision = chromium.load(f"{url}/index.html#{PRECISION}", ready=GRAPH_DRAWN)
+    for page in (graph, regressions, precision):
         assert real_errors(page) == [] and SWALLOW not in page.text, (page.errors, page.text[:500])
+    assert PRECISION in precision.text and "backend-numpy; device-cpu; machine-cpu-2core-x86_64" in precision.text
     assert "seq_len" in graph.text and "cpu-2core-x86_64" in graph.text
     assert "Regressions" in regressions.text and "Best after" in regressions.text  # the table, drawn
     check_screenshot(graph, tmp_path / "graph.png")

@@ -9,6 +9,8 @@ elsewhere (x1.5).
 import argparse
 import json
 import math
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ import synthetic  # noqa: E402
 from seqbench.catalog.axes import shape_key  # noqa: E402
 from seqbench.reports import benchmark_rows, cli, load, peaks, render, select  # noqa: E402
 from seqbench.reports.conformance_rows import accuracy_outliers, devkey  # noqa: E402
+from seqbench.results import asv_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -236,6 +239,54 @@ def test_report_files_and_content(results_dir, tmp_path, capsys):
     assert "| gpubox | cuda | float32 | ieee | lstm | jax | 4 | torch (x1) |" in outliers
     assert "| gpubox | cuda | float32 | ieee | gru | jax | 4 | cupy (x1) |" in outliers and "| cpubox |" not in outliers
     assert "| gpubox | lstm | FAIL 5e+03 x2.5e+03 | ok 36 x4 | — | — | ok 36 x1 |" in md
+
+
+def test_a_dashboard_published_beside_the_report_is_linked_and_never_read_as_results(results_dir, tmp_path, capsys):
+    """``seqbench publish --html-dir results/dashboard`` beside ``results/report``: the report links the page, and
+    no loader of the results folder reads the page's folder, even where it holds what looks like results."""
+    results = tmp_path / "results"
+    shutil.copytree(results_dir, results)
+    page = results / asv_files.DASHBOARD
+    (page / "graphs").mkdir(parents=True)
+    (page / "index.html").write_text("<html></html>")
+    (page / "index.json").write_text("{}")
+    shutil.copytree(results_dir / "cpubox", page / "graphs" / "cpubox")  # a machine folder ...
+    shutil.copy(results_dir / "benchmarks.json", page / "graphs" / "benchmarks.json")
+    shutil.copytree(results_dir / "conformance", page / "conformance")  # ... and conformance rows
+    for pattern in ("machine.json", "*.jsonl", "*.json"):
+        found = asv_files.scan(results, pattern)
+        assert found and not [p for p in found if page in p.parents], pattern
+    before, after = load.load([results_dir]), load.load([results])
+    assert len(after.benchmarks) == len(before.benchmarks) and len(after.conformance) == len(before.conformance)
+    assert after.skipped == before.skipped
+    assert len(asv_files.read([results])[1]) == len(asv_files.read([results_dir])[1])
+
+    code, _ = seqbench(["report", str(results), "--out", str(results / "report")], capsys)
+    assert code == 0
+    md, html = ((results / "report" / name).read_text() for name in ("report.md", "report.html"))
+    assert "[asv dashboard (history of every benchmark)](../dashboard/index.html)" in md
+    assert 'href="../dashboard/index.html"' in html
+    (tmp_path / "html").mkdir()  # a dashboard near the results gives way to the one beside the report
+    (tmp_path / "html" / "index.html").write_text("<html></html>")
+    assert load.load([results]).dashboards == [tmp_path / "html" / "index.html"]
+    assert render.beside_report(results / "report") == page / "index.html"
+    (page / "index.json").unlink()  # not a published page: none beside the report
+    assert render.beside_report(results / "report") is None
+
+
+def test_the_sample_report_links_the_committed_dashboard():
+    """The committed report (``results/report``) links the dashboard published beside it (``results/dashboard``,
+    made offline by ``seqbench publish``), in its Markdown and its HTML, and the page is there."""
+    report = ROOT / "results" / "report"
+    md, html = ((report / name).read_text() for name in ("report.md", "report.html"))
+    links = re.findall(r"\[asv dashboard[^]]*\]\(([^)]+)\)", md)
+    assert links == ["../dashboard/index.html"], links
+    assert re.findall(r'<a href="([^"]+)">asv dashboard', html) == links
+    page = (report / links[0]).resolve()
+    assert page == ROOT / "results" / asv_files.DASHBOARD / "index.html" and asv_files.is_dashboard(page.parent)
+    text = page.read_text()
+    assert 'src="vendor/' in text and not re.search(r'(?:src|href)="https?://[^"]+\.(?:js|css)"', text)
+    assert all((page.parent / src).is_file() for src in re.findall(r'src="(vendor/[^"]+)"', text))
 
 
 def test_accuracy_outliers_compare_within_dtype_and_math_mode(table):
