@@ -79,7 +79,7 @@ def main(args) -> int:
     print(f"seqbench embed: {s.model} on {args.backend}/{args.device}/{args.dtype}; corpus {path.name}: "
           f"{vocab.corpus_words:,} words, {len(vocab):,} in the vocabulary (min count {s.min_count}); "
           f"dim {s.dim}, window {s.window}, negatives {s.negative}, epochs {s.epochs}, "
-          + (f"item by item in {s.threads} threads" if steps.sequential else f"batch {s.batch}")
+          + (f"item by item in {s.threads} threads" if steps.sequential else f"batch {s.batch or trainers.BATCH[model]}")
           + ("; a window's noise words shared (HogBatch)" if model == "skipgram_windows" else ""))
     print(f"update step: conforms ({verdict.ratio:.2g}x the error of a faithful {args.dtype} update)")
     rows = [(args.backend, _train(args.backend, backend, args, path, s, vocab))]
@@ -116,8 +116,8 @@ def add_command(sub) -> None:
         e.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default: %(default)s)")
     e.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (default: %(default)s)")
     e.add_argument("--lr", type=float, help="initial learning rate (default: 0.025 word2vec, 0.05 GloVe)")
-    e.add_argument("--batch", type=int, help="items per update step (default: 1024 skip-gram pairs, 512 CBOW "
-                                             "windows, 8192 GloVe entries)")
+    e.add_argument("--batch", type=int, help="items per minibatch step (default: 1024 skip-gram pairs, 256 skip-gram "
+                                             "windows, 512 CBOW windows, 8192 GloVe entries)")
     e.add_argument("--share-negatives", action=argparse.BooleanOptionalAction,
                    help="skip-gram: draw a window's noise words once for all its context words (HogBatch; default: "
                         "on for a minibatch backend, off for one that trains item by item)")

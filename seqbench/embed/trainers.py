@@ -45,8 +45,10 @@ from seqbench.reference.training import GLOVE_PARAMETERS
 MODELS = ("skipgram", "cbow", "glove")
 #: learning rates: word2vec's 0.025 for both word2vec models (as gensim), GloVe's 0.05
 LEARNING_RATE = {"skipgram": 0.025, "cbow": 0.025, "glove": 0.05}
-#: items (windows, or GloVe entries) per step; the step's work grows with it, its Python overhead does not
-BATCH = {"skipgram": 1024, "cbow": 512, "glove": 8192}
+#: items per minibatch step (skip-gram pairs, windows, GloVe entries); the step's work grows with it, its Python
+#: overhead does not, and a frequent word's summed update grows with it too: 256 windows (about 1,500 pairs) keep
+#: skip-gram's ρ at gensim's on head500 where 512 lose 0.03 (README, "Training word vectors")
+BATCH = {"skipgram": 1024, "skipgram_windows": 256, "cbow": 512, "glove": 8192}
 #: GloVe entries per chunk a sequential trainer's thread takes
 GLOVE_CHUNK = 65536
 
@@ -61,7 +63,7 @@ class Settings:
     epochs: int = 5
     sample: float = 1e-3
     lr: float | None = None  # None: LEARNING_RATE[model]
-    batch: int | None = None  # None: BATCH[model]
+    batch: int | None = None  # None: BATCH of the step trained (step_model)
     x_max: float = 100.0
     alpha: float = 0.75
     seed: int = 1
@@ -84,7 +86,6 @@ class Settings:
             if value is not None and not value > 0:
                 raise ValueError(f"--{name} must be a positive number, got {value!r}")
         self.lr = self.lr or LEARNING_RATE[self.model]
-        self.batch = self.batch or BATCH[self.model]
         self.threads = self.threads or os.cpu_count() or 1
 
 
@@ -187,8 +188,9 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
     M = 1 if model == "skipgram" else 2 * s.window
+    batch = s.batch or BATCH[model]
     _warm_up(step, backend, device, dtype, {k: (V, s.dim) for k in state},
-             (np.zeros((s.batch, M), np.int64), np.zeros(s.batch, np.int64), np.zeros((s.batch, s.negative), np.int64)))
+             (np.zeros((batch, M), np.int64), np.zeros(batch, np.int64), np.zeros((batch, s.negative), np.int64)))
     schedule = _Schedule(s, s.epochs * vocab.total, progress)
     backend.synchronize(device)
     start = time.perf_counter()
@@ -201,7 +203,7 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
                 handed += words
         _in_threads(s.threads, work(), schedule)
     else:
-        for w_ctx, w_o, w_neg, words in _fixed_batches(chunks, s.batch):
+        for w_ctx, w_o, w_neg, words in _fixed_batches(chunks, batch):
             if len(w_o):
                 state = step(state, w_ctx, w_o, w_neg, schedule.rate(schedule.done))
             schedule.trained(words)
@@ -224,7 +226,7 @@ def train_glove(backend, device: str, dtype: str, path: Path, s: Settings, vocab
     state = {k: backend.to_device((rng.random(shape) - 0.5) / s.dim, device, dtype) for k, shape in init.items()}
     state.update({f"G_{k}": backend.to_device(np.ones(shape), device, dtype) for k, shape in init.items()})
     entries = len(X.data)
-    size = min(GLOVE_CHUNK if steps.sequential else s.batch, entries)
+    size = min(GLOVE_CHUNK if steps.sequential else s.batch or BATCH["glove"], entries)
     _warm_up(step, backend, device, dtype, {k: np.shape(v) for k, v in state.items()},
              (np.zeros(size, np.int64), np.zeros(size, np.int64), np.ones(size)))
     words_per_entry = vocab.total / max(entries, 1)  # progress and throughput in corpus words, as word2vec's
