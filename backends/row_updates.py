@@ -1,4 +1,5 @@
-"""Row-sparse updates shared by the array backends (``xp``: NumPy or CuPy): only the rows a batch touches move.
+"""Row-sparse updates shared by the array backends (``xp``: NumPy, CuPy, or a namespace giving another framework
+``unique``, ``zeros_like``, ``add.at`` and ``sqrt``): only the rows a batch touches move.
 
 A trainer step never allocates a ``(V, d)`` gradient nor sweeps the whole
 matrix: its cost is the batch's, O(B·d), whatever the vocabulary.
@@ -15,7 +16,7 @@ def adagrad_rows(xp, state: dict, name: str, ids, grads, lr) -> None:
     ``G_r ← G_r + g_r²`` and ``p_r ← p_r − η g_r / √G_r``.
     """
     touched, inverse = xp.unique(ids, return_inverse=True)
-    g = xp.zeros((len(touched), *grads.shape[1:]), dtype=grads.dtype)
+    g = xp.zeros_like(grads[:len(touched)])
     xp.add.at(g, inverse.reshape(-1), grads)
     G = state[f"G_{name}"]
     G[touched] += g * g

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from seqbench.reference.embedding import context_pairs
+from seqbench.backends.row_updates import adagrad_rows
 from seqbench.reference.training import GLOVE_PARAMETERS
 
 
@@ -139,26 +140,29 @@ def _ids(a, device):
 
 
 def negative_sampling_step(state, w_ctx, w_o, w_neg, lr):
-    """:func:`seqbench.reference.training.negative_sampling_step`, in place.
+    """:func:`seqbench.reference.training.negative_sampling_step`, in place, an item as small matrix products.
 
-    With ``s_bk = e_k·h_b`` for the targets ``k`` (the centre word, then the
-    noise words), ``∂L/∂s_b0 = σ(s_b0) − 1`` and ``∂L/∂s_bk = σ(s_bk)``; then
-    ``dh_b = Σ_k (∂L/∂s_bk) e_k`` (every context row of item ``b`` moves by
-    ``−η dh_b``, word2vec's update) and ``de_k = (∂L/∂s_bk) h_b``. Only the rows
-    the batch touches move (scatter-adds).
+    With ``U_b`` the context rows of item ``b`` (``(M, d)``), ``a_b`` their
+    weights ``[present]/|C_b|`` and ``T_b`` its targets (the centre word, then
+    the noise words): ``h_b = a_b U_b``, ``s_b = T_b h_b``, ``∂L/∂s = σ(s) − [k = 0]``,
+    ``dh_b = (∂L/∂s)ᵀ T_b`` (every context row of the item moves by ``−η dh_b``,
+    word2vec's update) and ``dT_b = (∂L/∂s) h_bᵀ``, batched (``bmm``), then
+    scatter-added into the rows the batch touches.
     """
     E_in, E_out = state["E_in"], state["E_out"]
-    d = E_in.shape[1]
+    B, d = len(w_o), E_in.shape[1]
     w_ctx = _ids(w_ctx, E_in.device)
-    targets = _ids(np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1), E_in.device).reshape(-1)  # B·(K+1)
-    h = _context_mean(E_in, w_ctx)  # (B, d)
-    e = E_out.index_select(0, targets).view(len(h), -1, d)  # (B, K+1, d)
-    ds = torch.sigmoid((e * h.unsqueeze(1)).sum(dim=2))  # (B, K+1)
-    ds[:, 0] -= 1
-    dh = (ds.unsqueeze(2) * e).sum(dim=1)  # (B, d)
-    E_out.index_add_(0, targets, (ds.unsqueeze(2) * h.unsqueeze(1)).view(-1, d), alpha=-lr)
-    present = (w_ctx >= 0).to(E_in.dtype).unsqueeze(2)  # (B, M, 1): every context word gets all of dh
-    E_in.index_add_(0, w_ctx.clamp(min=0).reshape(-1), (present * dh.unsqueeze(1)).view(-1, d), alpha=-lr)
+    present = (w_ctx >= 0).to(E_in.dtype)  # (B, M)
+    rows = w_ctx.clamp(min=0).reshape(-1)
+    targets = _ids(np.concatenate([np.asarray(w_o)[:, None], w_neg], axis=1), E_in.device).reshape(-1)
+    U = E_in.index_select(0, rows).view(B, -1, d)  # (B, M, d)
+    h = torch.bmm((present / present.sum(dim=1, keepdim=True)).unsqueeze(1), U)  # (B, 1, d)
+    T = E_out.index_select(0, targets).view(B, -1, d)  # (B, K+1, d)
+    ds = torch.sigmoid(torch.bmm(h, T.transpose(1, 2)))  # (B, 1, K+1)
+    ds[:, :, 0] -= 1
+    dh = torch.bmm(ds, T)  # (B, 1, d)
+    E_out.index_add_(0, targets, torch.bmm(ds.transpose(1, 2), h).view(-1, d), alpha=-lr)
+    E_in.index_add_(0, rows, (present.unsqueeze(2) * dh).view(-1, d), alpha=-lr)
     return state
 
 
@@ -186,19 +190,30 @@ def skipgram_window_step(state, w_ctx, w_o, w_neg, lr):
     return state
 
 
+class _RowOps:
+    """torch as the array module of :func:`~seqbench.backends.row_updates.adagrad_rows`."""
+
+    unique, zeros_like, sqrt = staticmethod(torch.unique), staticmethod(torch.zeros_like), staticmethod(torch.sqrt)
+
+    class add:
+        at = staticmethod(lambda a, ids, values: a.index_add_(0, ids, values))
+
+
 def glove_step(state, rows, cols, x, lr, x_max=100, alpha=0.75):
-    """AdaGrad on the GloVe cost of the batch's entries, in place: ``G ← G + g²``, ``p ← p − η g/√G``."""
-    params = [state[k] for k in GLOVE_PARAMETERS]
-    device = params[0].device
-    i, j = _ids(rows, device), _ids(cols, device)
-    x = torch.as_tensor(np.asarray(x), device=device, dtype=params[0].dtype)
-    with torch.enable_grad():
-        leaves = [p.detach().requires_grad_() for p in params]
-        grads = torch.autograd.grad(_glove_entries_cost(i, j, x, *leaves, x_max, alpha), leaves)
-    for name, p, g in zip(GLOVE_PARAMETERS, params, grads):
-        G = state[f"G_{name}"]
-        G.add_(g * g)
-        p.sub_(lr * g / G.sqrt())
+    """AdaGrad on the GloVe cost of the batch's entries, in place, on the rows they touch.
+
+    ``q = f(X_ij)(θ_i·e_j + b_i + b'_j − log X_ij)`` per entry, the gradients
+    ``q e_j, q θ_i, q, q`` of ``θ_i, e_j, b_i, b'_j`` (all from the old
+    parameters), summed per row, then ``G ← G + g²``, ``p ← p − η g/√G``
+    (:func:`~seqbench.backends.row_updates.adagrad_rows`).
+    """
+    theta, e, b, b_prime = (state[k] for k in GLOVE_PARAMETERS)
+    i, j = _ids(rows, theta.device), _ids(cols, theta.device)
+    x = torch.as_tensor(np.asarray(x), device=theta.device, dtype=theta.dtype)
+    q = torch.clamp((x / x_max) ** alpha, max=1) * ((theta[i] * e[j]).sum(dim=1) + b[i] + b_prime[j] - torch.log(x))
+    grads = (q[:, None] * e[j], q[:, None] * theta[i], q, q)
+    for name, ids, g in zip(GLOVE_PARAMETERS, (i, j, i, j), grads):
+        adagrad_rows(_RowOps, state, name, ids, g, lr)
     return state
 
 
