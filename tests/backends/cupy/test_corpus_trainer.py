@@ -1,0 +1,296 @@
+"""Skip-gram drawn and trained from the corpus on the device (``kernels/skipgram_corpus.cu``), on the CPU.
+
+The kernel is built for the host (``SEQBENCH_HOST_BUILD``: one lane per warp, one warp taking every run of
+positions in order) and driven by the cupy backend's own :class:`~seqbench.backends.cupy.corpus_trainer.CorpusTrainer`
+over NumPy arrays. Its record mode returns the pairs it trained and the positions it kept, so:
+
+(a) the update: the parameters after a launch equal the reference's ``negative_sampling_state_step`` with
+    ``B = 1`` applied to the recorded pairs in the kernel's order (float64 to 1e-12; float32 judged by the
+    tolerance model against the same reference run in float32);
+(b) the draws: every window lies inside its sentence and its reach, counts kept words only, and trains every
+    kept centre that has a context; a window's pairs share their noise words; reaches are uniform, each word is
+    kept at its keep probability, and the noise words follow ``P_n`` (χ²); nothing depends on how the chunk is
+    cut into runs;
+(c) each check fails on a kernel built with a deliberate mistake (``SB_CORPUS_MUTANT``) or given a wrong table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from chi_square import chi_square_p_value
+from scipy import stats
+
+from seqbench import catalog
+from seqbench.backends.cupy import corpus_trainer
+from seqbench.backends.cupy.host_kernels import HostKernels
+from seqbench.backends.cupy.toolchain import KERNELS_DIR, host_build_command
+from seqbench.embed import corpus, pipeline
+from seqbench.precision import calibration, faithful, tolerance
+from seqbench.reference import noise_distribution, training
+
+SOURCE = "skipgram_corpus.cu"
+#: the deliberate mistakes the kernel can be built with: {"STALE_TARGETS": 1, ...}
+MUTANTS = {name: int(value) for name, value in
+           re.findall(r"#define SB_MUTANT_(\w+) (\d+)", (KERNELS_DIR / SOURCE).read_text())}
+V, D, K, WINDOW, SAMPLE, SEED = 30, 8, 4, 3, 1e-2, 7
+ALPHA = 1e-3  # the statistical checks' level
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """``build(mutant=0)``: the kernel's host build (a mutant's, named as in :data:`MUTANTS`), once per session."""
+    built = {}
+
+    def lib(mutant: str | None = None) -> HostKernels:
+        if mutant not in built:
+            out = tmp_path_factory.mktemp("skipgram_corpus") / f"lib{mutant or 'kernel'}.so"
+            try:
+                command = host_build_command(out, source=SOURCE,
+                                             defines=(f"-DSB_CORPUS_MUTANT={MUTANTS[mutant] if mutant else 0}",))
+            except FileNotFoundError as error:
+                pytest.skip(f"cannot build the kernel for the host: {error}")
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, f"$ {' '.join(command)}\n{done.stderr}"
+            built[mutant] = HostKernels(out)
+        return built[mutant]
+
+    return lib
+
+
+@dataclasses.dataclass
+class Corpus:
+    encoded: pipeline.Encoded
+    counts: np.ndarray
+    keep: np.ndarray
+    noise: pipeline.NoiseTable
+    dist: np.ndarray  # P_n
+
+
+def synthetic(words: int, seed: int = 0) -> Corpus:
+    """Zipf-distributed words in sentences of 0 to 24 words (empty and one-word sentences among them)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 25, words // 10)
+    ids = rng.choice(V, lengths.sum(), p=(p := 1 / np.arange(1, V + 1)) / p.sum()).astype(np.int32)
+    counts = np.bincount(ids, minlength=V)
+    assert counts.min() > 0
+    encoded = pipeline.Encoded(ids, np.concatenate([[0], np.cumsum(lengths)]))
+    return Corpus(encoded, counts, corpus.keep_probability(counts, SAMPLE), pipeline.NoiseTable.of_counts(counts),
+                  noise_distribution(counts))
+
+
+def initial_state(dtype, seed=1) -> dict:
+    """Random input and output rows (both: the output rows' updates then change what later pairs see)."""
+    rng = np.random.default_rng(seed)
+    return faithful.round_tree({"E_in": 0.5 * rng.standard_normal((V, D)), "E_out": 0.5 * rng.standard_normal((V, D))},
+                               dtype)
+
+
+#: two chunks of two epochs: ((first, last) as fractions of the corpus, epoch, learning rate)
+CHUNKS = ((0.0, 0.6, 0, 0.25), (0.6, 1.0, 1, 0.125))
+
+
+def parts(encoded: pipeline.Encoded):
+    """:data:`CHUNKS` as slices of whole sentences (as the trainer cuts them), with their epoch and rate."""
+    cut = [int(encoded.starts[np.searchsorted(encoded.starts, f * encoded.words)]) for f in (0.0, 0.6, 1.0)]
+    return [(slice(a, b), epoch, lr) for a, b, (_, _, epoch, lr) in zip(cut[:-1], cut[1:], CHUNKS)]
+
+
+def train(host: HostKernels, c: Corpus, dtype: str, segment=16, noise=None, keep=None):
+    """``(state before, state after, records)``: :data:`CHUNKS` trained in record mode."""
+    trainer = host.corpus_trainer(c.encoded, c.keep if keep is None else keep, noise or c.noise, WINDOW, K, SEED,
+                                  segment=segment)
+    before = initial_state(dtype)
+    state = {k: v.astype(dtype) for k, v in before.items()}
+    records = []
+    for part, epoch, lr in parts(c.encoded):
+        records.append((part, trainer.record(state, part, epoch, lr)))
+    return before, state, records
+
+
+def reference(state: dict, records, dtype=None) -> dict:
+    """The reference's step with B = 1 on each recorded pair in order (in ``dtype``'s arithmetic if given)."""
+    if dtype:
+        state = faithful.in_precision(state, dtype)
+    for (_, _, _, lr), (_, record) in zip(CHUNKS, records):
+        for row in record.pairs:
+            state = training.negative_sampling_state_step(state, row[None, 4:5], row[3:4], row[None, 5:], lr)
+    return faithful.as_float64(state)
+
+
+def update_verdict(before, after, records, dtype):
+    """float64: the largest difference from the reference (≤ 1e-12 passes); float32: the tolerance model's verdict
+    against the reference run in float32 (as training_check judges a step)."""
+    expected = reference(before, records)
+    actual = faithful.as_float64(after)
+    if dtype == "float64":
+        return max(float(np.max(np.abs(actual[k] - expected[k]) / (1 + np.abs(expected[k])))) for k in expected)
+    control = reference(before, records, "float32")
+    pairs = sum(len(r.pairs) for _, r in records)
+    cap = tolerance.cap(catalog.get("cbow_negative_sampling_loss"), {"V": V, "d": D, "B": pairs, "M": 1, "K": K},
+                        "float32", "vjp")
+    return tolerance.judge(calibration.leaf_errors(actual, expected, "float32"),
+                           calibration.leaf_errors(control, expected, "float32"), cap)
+
+
+def draw_failures(c: Corpus, records, window=WINDOW) -> dict:
+    """The rules of the draws (pipeline.py's) that ``records`` break, each with what broke it; ``{}``: none."""
+    ids, starts = c.encoded.ids, c.encoded.starts
+    sentence = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    failures = {}
+    reaches, negatives, kept_words = [], [], []
+    for part, record in records:
+        kept = np.zeros(len(ids), bool)
+        kept[part] = record.kept
+        kept_words.append(np.stack([ids[part], record.kept]))
+        P = record.pairs
+        if not (np.array_equal(record.centre, ids[record.centre_pos]) and
+                np.array_equal(record.context, ids[record.context_pos])):
+            failures["ids"] = "a recorded id is not the word at its recorded position"
+        windows = np.split(np.arange(len(P)), np.flatnonzero(np.diff(record.centre_pos)) + 1) if len(P) else []
+        trained = set()
+        for rows in windows:
+            t, b = int(P[rows[0], 0]), int(P[rows[0], 2])
+            trained.add(t)
+            same = np.flatnonzero(kept & (sentence == sentence[t]))
+            i = np.searchsorted(same, t)
+            expected = np.concatenate([same[max(i - b, 0):i], same[i + 1:i + 1 + b]])
+            if not (part.start <= t < part.stop and kept[t] and 1 <= b <= window
+                    and np.array_equal(P[rows, 1], expected)):
+                failures.setdefault("windows", f"centre {t} (reach {b}): context {P[rows, 1].tolist()}, expected "
+                                               f"the nearest kept words of its sentence {expected.tolist()}")
+            if not (P[rows, 5:] == P[rows[0], 5:]).all():
+                failures.setdefault("shared noise", f"the pairs of the window at {t} have different noise words")
+            reaches.append(b)
+            negatives.append(P[rows[0], 5:])
+        has_context = [t for t in range(part.start, part.stop)
+                       if kept[t] and (kept & (sentence == sentence[t])).sum() > 1]
+        if set(has_context) - trained:
+            failures.setdefault("windows", f"kept centres with a context left untrained: "
+                                           f"{sorted(set(has_context) - trained)[:5]}")
+    if stats.chisquare(np.bincount(reaches, minlength=window + 1)[1:]).pvalue < ALPHA:
+        failures["reach"] = f"reaches not uniform on 1..{window}: {np.bincount(reaches)[1:].tolist()}"
+    words, kept = np.concatenate(kept_words, axis=1)
+    for w in range(V):
+        n, k, p = (words == w).sum(), kept[words == w].sum(), c.keep[w]
+        if p == 1 and k < n or p < 1 and abs(k - n * p) > 4.5 * np.sqrt(n * p * (1 - p)):
+            failures.setdefault("subsampling", f"word {w} kept {k} of {n} times at keep probability {p:.3f}")
+    if chi_square_p_value(np.concatenate(negatives), c.dist) < ALPHA:
+        failures["noise"] = "the noise words do not follow P_n (χ²)"
+    return failures
+
+
+# ---- (a) the update --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_warp_trains_the_reference_pair_by_pair(build, dtype):
+    c = synthetic(2000)
+    before, after, records = train(build(), c, dtype)
+    assert sum(len(r.pairs) for _, r in records) > 1000 and all(a.dtype == dtype for a in after.values())
+    verdict = update_verdict(before, after, records, dtype)
+    if dtype == "float64":
+        assert verdict <= 1e-12, f"{verdict:.3g} from the reference applied pair by pair"
+    else:
+        w = verdict.worst
+        assert verdict.passed, f"{w.leaf} {w.metric} {w.error:.3g} eps > budget {w.budget:.3g}"
+
+
+def test_the_shared_memory_the_launch_gives_is_what_the_kernel_uses(build):
+    lib = build().lib
+    for dtype, suffix in (("float32", "f32"), ("float64", "f64")):
+        fn = getattr(lib, f"skipgram_corpus_warp_bytes_{suffix}")
+        fn.restype = __import__("ctypes").c_longlong
+        for d, negative, window in ((1, 1, 1), (8, 4, 3), (100, 5, 5), (300, 15, 10), (33, 2, 7)):
+            assert fn(d, negative, window) == corpus_trainer.warp_bytes(d, negative, window, dtype)
+
+
+# ---- (b) the draws ---------------------------------------------------------------------------------------------
+
+
+def test_the_draws_follow_the_pipelines_rules(build):
+    c = synthetic(30000)
+    _, _, records = train(build(), c, "float32")
+    assert draw_failures(c, records) == {}
+
+
+def test_the_draws_and_the_update_do_not_depend_on_how_the_chunk_is_cut(build):
+    """Runs of 1, 7 or all positions: the same pairs and the same parameters (one warp trains in corpus order)."""
+    c = synthetic(1000)
+    runs = [train(build(), c, "float64", segment=segment) for segment in (1, 7, 10**6)]
+    for _, after, records in runs[1:]:
+        for (_, r), (_, r0) in zip(records, runs[0][2]):
+            np.testing.assert_array_equal(r.pairs, r0.pairs)
+            np.testing.assert_array_equal(r.kept, r0.kept)
+        for k in after:
+            np.testing.assert_array_equal(after[k], runs[0][1][k])
+
+
+def test_a_chunk_of_no_words_trains_nothing(build):
+    c = synthetic(200)
+    trainer = build().corpus_trainer(c.encoded, c.keep, c.noise, WINDOW, K, SEED)
+    state = initial_state("float64")
+    before = {k: v.copy() for k, v in state.items()}
+    record = trainer.record(state, slice(50, 50), 0, 0.1)
+    assert len(record.pairs) == 0 and len(record.kept) == 0
+    for k in state:
+        np.testing.assert_array_equal(state[k], before[k])
+
+
+@pytest.mark.parametrize(("part", "error"), [(slice(0, 10**9), ValueError), (slice(5, 10, 2), ValueError)])
+def test_bad_arguments_are_refused(build, part, error):
+    c = synthetic(200)
+    trainer = build().corpus_trainer(c.encoded, c.keep, c.noise, WINDOW, K, SEED)
+    with pytest.raises(error, match="part must be"):
+        trainer(initial_state("float64"), part, 0, 0.1)
+    with pytest.raises(ValueError, match=r"must be \(30, d\)"):
+        trainer({"E_in": np.zeros((V + 1, D)), "E_out": np.zeros((V + 1, D))}, slice(0, 10), 0, 0.1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        trainer({"E_in": np.zeros((V, D), np.float16), "E_out": np.zeros((V, D), np.float16)}, slice(0, 10), 0, 0.1)
+    with pytest.raises(ValueError, match="window must be"):
+        build().corpus_trainer(c.encoded, c.keep, c.noise, 0, K, SEED)
+
+
+# ---- (c) each check can fail -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_target_rows_not_carried_between_pairs_fail_the_update_check(build, dtype):
+    before, after, records = train(build("STALE_TARGETS"), synthetic(2000), dtype)
+    verdict = update_verdict(before, after, records, dtype)
+    assert (verdict > 1e-6) if dtype == "float64" else not verdict.passed, verdict
+
+
+@pytest.mark.parametrize(("mutant", "rule"), [("DROPPED_COUNT", "windows"), ("CROSS_SENTENCE", "windows"),
+                                              ("NOISE_PER_PAIR", "shared noise")])
+def test_a_kernel_drawing_wrongly_fails_the_draw_checks(build, mutant, rule):
+    c = synthetic(30000)
+    assert rule in draw_failures(c, train(build(mutant), c, "float32")[2])
+
+
+def test_wrong_tables_fail_the_draw_checks(build):
+    c = synthetic(30000)
+    rolled = pipeline.NoiseTable(c.dist)
+    rolled.alias = np.roll(rolled.alias, 1)  # every column's overflow given to the wrong word
+    assert set(draw_failures(c, train(build(), c, "float32", noise=rolled)[2])) == {"noise"}
+    assert set(draw_failures(c, train(build(), c, "float32", keep=np.sqrt(c.keep))[2])) == {"subsampling"}
+
+
+def test_the_launch_plan_and_its_override():
+    per_warp = corpus_trainer.warp_bytes(100, 5, 5, "float32")
+    h100 = {"sms": 132, "shared_per_sm": 228 * 1024, "shared_per_block": 227 * 1024}
+    g = corpus_trainer.plan(1 << 20, per_warp, **h100)
+    assert g.warps == 8 and g.shared == 8 * per_warp <= corpus_trainer.DEFAULT_SHARED
+    assert g.segments * g.segment >= 1 << 20 > (g.segments - 1) * g.segment and g.segment >= corpus_trainer.MIN_SEGMENT
+    assert g.blocks * g.warps * corpus_trainer.RUNS_PER_WARP >= g.segments * 0.9
+    assert corpus_trainer.plan(100, per_warp, **h100).segments == 4  # runs of MIN_SEGMENT at least
+    g = corpus_trainer.plan(1000, per_warp, **h100, **corpus_trainer.launch_options("segment=10, warps=1,blocks=3"))
+    assert (g.segment, g.segments, g.warps, g.blocks) == (10, 100, 1, 3)
+    with pytest.raises(ValueError, match="segment=N"):
+        corpus_trainer.launch_options("segments=4")
+    with pytest.raises(ValueError, match="shared memory per warp"):
+        corpus_trainer.plan(1000, 300 * 1024, **h100)
