@@ -12,6 +12,8 @@ over NumPy arrays. Its record mode returns the pairs it trained and the position
     kept at its keep probability, and the noise words follow ``P_n`` (χ²); nothing depends on how the chunk is
     cut into runs;
 (c) each check fails on a kernel built with a deliberate mistake (``SB_CORPUS_MUTANT``) or given a wrong table.
+
+Then the trainer's hook (``TrainingSteps.corpus`` in :func:`seqbench.embed.trainers.train_word2vec`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from seqbench import catalog
 from seqbench.backends.cupy import corpus_trainer
 from seqbench.backends.cupy.host_kernels import HostKernels
 from seqbench.backends.cupy.toolchain import KERNELS_DIR, host_build_command
-from seqbench.embed import corpus, pipeline
+from seqbench.backends.numpy_backend import NumpyBackend
+from seqbench.embed import corpus, pipeline, trainers
 from seqbench.precision import calibration, faithful, tolerance
 from seqbench.reference import noise_distribution, training
 
@@ -278,6 +281,68 @@ def test_wrong_tables_fail_the_draw_checks(build):
     rolled.alias = np.roll(rolled.alias, 1)  # every column's overflow given to the wrong word
     assert set(draw_failures(c, train(build(), c, "float32", noise=rolled)[2])) == {"noise"}
     assert set(draw_failures(c, train(build(), c, "float32", keep=np.sqrt(c.keep))[2])) == {"subsampling"}
+
+
+# ---- the trainer's hook ----------------------------------------------------------------------------------------
+
+
+class HostCorpusBackend(NumpyBackend):
+    """numpy's steps with the corpus trainer on the kernel's host build, every call to it logged."""
+
+    name = "host-corpus"
+
+    def __init__(self, host: HostKernels):
+        self.host, self.calls, self.made = host, [], 0
+
+    def training_steps(self, device, dtype):
+        def corpus(encoded, keep, noise, window, negative, seed):
+            self.made += 1
+            trainer = self.host.corpus_trainer(encoded, keep, noise, window, negative, seed)
+
+            def train(state, part, epoch, lr):
+                self.calls.append((part, epoch, lr))
+                return trainer(state, part, epoch, lr)
+            return train
+
+        return dataclasses.replace(super().training_steps(device, dtype), corpus=corpus)
+
+
+def test_train_word2vec_hands_the_corpus_to_the_device_in_chunks_at_the_decaying_rate(build, monkeypatch):
+    monkeypatch.setattr(trainers, "DEVICE_CHUNK_WORDS", 3000)
+    path = corpus.gensim_data("lee_background.cor")
+    s = trainers.Settings(model="skipgram", dim=8, epochs=2, fraction=0.2, seed=3)
+    vocab = corpus.Vocabulary.build(path, s.min_count, s.fraction)
+    backend = HostCorpusBackend(build())
+    trained = trainers.train(backend, "cpu", "float32", path, s, vocab)
+    assert backend.made == 1 and trained.words == s.epochs * vocab.total and trained.extra["step"] == "skipgram_windows"
+    encoded = pipeline.Encoded.encode(path, vocab, s.fraction)
+    parts = list(encoded.chunks(3000))
+    assert len(parts) > 2 and [(p, e) for p, e, _ in backend.calls] == [(p, e) for e in range(2) for p in parts]
+    handed = np.cumsum([0] + [p.stop - p.start for p, _, _ in backend.calls])[:-1]
+    expected = s.lr * np.maximum(1 - handed / (s.epochs * vocab.total), 1e-4)  # the rate after the words handed out
+    np.testing.assert_allclose([lr for *_, lr in backend.calls], expected)
+    assert np.all(np.isfinite(trained.vectors))
+
+
+def test_cbow_and_pairs_keep_the_per_batch_steps(build):
+    path = corpus.gensim_data("lee_background.cor")
+    vocab = corpus.Vocabulary.build(path, 5, 0.05)
+    for s in (trainers.Settings(model="cbow", dim=4, epochs=1, fraction=0.05),
+              trainers.Settings(model="skipgram", dim=4, epochs=1, fraction=0.05, share_negatives=False)):
+        backend = HostCorpusBackend(build())
+        trainers.train(backend, "cpu", "float32", path, s, vocab)
+        assert backend.made == 0, s.model
+
+
+def test_the_device_trainer_learns_on_a_shipped_corpus(build):
+    path = corpus.gensim_data("lee_background.cor")
+    s = trainers.Settings(model="skipgram", dim=50, epochs=3, seed=1)
+    run = trainers.train(HostCorpusBackend(build()), "cpu", "float32", path, s)
+    frequent = run.vectors[:50] / np.linalg.norm(run.vectors[:50], axis=1, keepdims=True)
+    untrained = np.random.default_rng(0).random(run.vectors.shape) - 0.5
+    rest = untrained[:50] / np.linalg.norm(untrained[:50], axis=1, keepdims=True)
+    # as tests/embed/test_embed.py's: trained vectors of frequent words share directions, random ones do not
+    assert np.abs(frequent @ frequent.T).mean() > 2 * np.abs(rest @ rest.T).mean()
 
 
 def test_the_launch_plan_and_its_override():
