@@ -76,6 +76,14 @@ SB_HD u64 mix64(u64 z) {
 
 SB_HD u64 epoch_key(u64 seed, int epoch) { return mix64(mix64(seed + SB_GOLDEN) ^ ((u64)epoch + SB_GOLDEN)); }
 
+//! a·b rounded, never fused with a following add (nvcc contracts a·b − c into an FMA, g++ does not): the draws
+//! are then the same bits on the GPU and the host build.
+#if defined(__CUDA_ARCH__)
+SB_HD double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+#else
+SB_HD double mul_rn(double a, double b) { return a * b; }
+#endif
+
 //! u(t, s) ∈ [0, 1): draw `stream` of corpus position t (53 random bits).
 SB_HD double uniform(u64 key, long long t, int stream) {
     u64 h = mix64(mix64(key ^ ((u64)t * SB_GOLDEN)) ^ ((u64)(stream + 1) * SB_STREAM));
@@ -87,13 +95,13 @@ SB_HD bool kept_at(const int* ids, const double* keep, u64 key, long long t) {
 }
 
 SB_HD int reach_at(u64 key, long long t, int window) {
-    int b = 1 + (int)(uniform(key, t, 1) * window);
+    int b = 1 + (int)mul_rn(uniform(key, t, 1), (double)window);
     return b < window ? b : window;
 }
 
 //! Walker's alias draw of noise word k of the window at t (NoiseTable.draw).
 SB_HD long long noise_at(const double* prob, const int* alias, long long V, u64 key, long long t, int stream) {
-    double x = uniform(key, t, stream) * (double)V;
+    const double x = mul_rn(uniform(key, t, stream), (double)V);
     long long c = (long long)x;
     if (c > V - 1) c = V - 1;
     return x - (double)c < prob[c] ? c : (long long)alias[c];

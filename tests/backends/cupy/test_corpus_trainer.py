@@ -13,14 +13,20 @@ over NumPy arrays. Its record mode returns the pairs it trained and the position
     cut into runs;
 (c) each check fails on a kernel built with a deliberate mistake (``SB_CORPUS_MUTANT``) or given a wrong table.
 
-Then the trainer's hook (``TrainingSteps.corpus`` in :func:`seqbench.embed.trainers.train_word2vec`).
+Then the trainer's hook (``TrainingSteps.corpus`` in :func:`seqbench.embed.trainers.train_word2vec`), and, where a
+GPU is present, the GPU's draws and one-warp update against the host build's; ``SEQBENCH_CORPUS_TIMING`` opts in
+to timing it on a large corpus across launch configurations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import subprocess
+import time
+import types
 
 import numpy as np
 import pytest
@@ -221,6 +227,37 @@ def test_the_draws_follow_the_pipelines_rules(build):
     assert draw_failures(c, records) == {}
 
 
+def uniforms(seed: int, epoch: int, t: np.ndarray, stream: int) -> np.ndarray:
+    """The kernel header's ``u(t, s)`` in NumPy (uint64 arithmetic wraps, as C's)."""
+
+    def mix64(z):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    G, H = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03)
+    with np.errstate(over="ignore"):
+        key = mix64(mix64(np.array([seed], np.uint64) + G) ^ (np.uint64(epoch) + G))
+        h = mix64(mix64(key ^ (np.asarray(t).astype(np.uint64) * G)) ^ (np.uint64(stream + 1) * H))
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def test_the_draws_are_the_headers_formulas(build):
+    """Keep, reach and noise draws recomputed from the equations of the kernel's header."""
+    c = synthetic(5000)
+    _, _, records = train(build(), c, "float32")
+    for (part, epoch, _), (_, record) in zip(parts(c.encoded), records):
+        t = np.arange(part.start, part.stop)
+        np.testing.assert_array_equal(record.kept, uniforms(SEED, epoch, t, 0) < c.keep[c.encoded.ids[t]])
+        u = uniforms(SEED, epoch, record.centre_pos, 1)
+        np.testing.assert_array_equal(record.reach, np.minimum(1 + (u * WINDOW).astype(np.int64), WINDOW))
+        for k in range(K):
+            x = uniforms(SEED, epoch, record.centre_pos, 2 + k) * V
+            column = np.minimum(x.astype(np.int64), V - 1)
+            noise = np.where(x - column < c.noise.prob[column], column, c.noise.alias[column])
+            np.testing.assert_array_equal(record.negatives[:, k], noise)
+
+
 def test_the_draws_and_the_update_do_not_depend_on_how_the_chunk_is_cut(build):
     """Runs of 1, 7 or all positions: the same pairs and the same parameters (one warp trains in corpus order)."""
     c = synthetic(1000)
@@ -359,3 +396,156 @@ def test_the_launch_plan_and_its_override():
         corpus_trainer.launch_options("segments=4")
     with pytest.raises(ValueError, match="shared memory per warp"):
         corpus_trainer.plan(1000, 300 * 1024, **h100)
+
+
+class StandInDevice:
+    """CuPy and the GpuKernels of an H100-like device, stood in for by NumPy and the host build: every launch is
+    logged with its grid, block and shared memory and run by the host build's one warp."""
+
+    ATTRIBUTES = {"MultiProcessorCount": 132, "MaxSharedMemoryPerMultiprocessor": 228 * 1024,
+                  "MaxSharedMemoryPerBlockOptin": 227 * 1024, "MaxThreadsPerMultiProcessor": 2048}
+
+    class Function:
+        max_dynamic_shared_size_bytes = 48 * 1024
+
+        def __init__(self, device, name, dtype):
+            self.device, self.name, self.dtype = device, name, dtype
+
+        def __call__(self, grid, block, args, shared_mem=0):
+            self.device.launches.append((grid, block, shared_mem))
+            self.device.host.launch_typed(self.name, self.dtype, None, *args)
+
+    def __init__(self, host: HostKernels):
+        self.host, self.launches, self.entered = host, [], []
+        runtime = types.SimpleNamespace(deviceGetAttribute=lambda attribute, index: self.ATTRIBUTES[attribute],
+                                        **{f"cudaDevAttr{name}": name for name in self.ATTRIBUTES})
+        self.cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=self.device),
+                                          asarray=np.asarray, zeros=np.zeros, asnumpy=np.asarray)
+
+    @contextlib.contextmanager
+    def device(self, index):
+        self.entered.append(index)
+        yield
+
+    def function(self, name, dtype):
+        return self.Function(self, name, dtype)
+
+
+def test_the_gpu_launcher_passes_the_kernel_its_arguments_and_geometry(build):
+    """gpu_trainer on a stand-in device: the planned grid, block and shared memory, the arguments the kernel takes
+    (the host build runs them), and the same training as the host build's trainer with the same runs."""
+    c = synthetic(3000)
+    device = StandInDevice(build())
+    trainer = corpus_trainer.gpu_trainer(device.cupy, device, 0, c.encoded, c.keep, c.noise, WINDOW, K, SEED,
+                                         segment=16)
+    state = initial_state("float64")
+    on_host = initial_state("float64")
+    part = slice(0, c.encoded.words)
+    record = trainer.record(state, part, 1, 0.1)
+    expected = build().corpus_trainer(c.encoded, c.keep, c.noise, WINDOW, K, SEED, segment=16).record(on_host, part,
+                                                                                                         1, 0.1)
+    g = record.launch
+    assert device.launches == [((g.blocks,), (32 * g.warps,), g.shared)] and device.entered
+    assert g.segment == 16 and g.warps == 8 and g.shared == 8 * corpus_trainer.warp_bytes(D, K, WINDOW, "float64")
+    np.testing.assert_array_equal(record.pairs, expected.pairs)
+    for k in state:
+        np.testing.assert_array_equal(state[k], on_host[k])
+
+
+# ---- on a GPU --------------------------------------------------------------------------------------------------
+
+
+def _gpu_reason() -> str:
+    from seqbench.backends import registry
+    from seqbench.backends.protocol import BackendUnavailable
+
+    try:
+        registry.backend("cupy")
+    except BackendUnavailable as error:
+        return str(error)
+    return ""
+
+
+gpu = pytest.mark.skipif(bool(_gpu_reason()), reason=f"no usable cupy backend here: {_gpu_reason()}")
+
+
+def _gpu_trainer(c: Corpus, **options):
+    import cupy
+
+    import seqbench
+
+    backend = seqbench.backend("cupy")
+    return cupy, corpus_trainer.gpu_trainer(cupy, backend._gpu(0), 0, c.encoded, c.keep, c.noise, WINDOW, K, SEED,
+                                            **options)
+
+
+@gpu
+def test_gpu_draws_are_the_host_builds(build):
+    """Many warps at once, the same runs: the same pairs in each run, the same positions kept."""
+    c = synthetic(200_000)
+    cupy, trainer = _gpu_trainer(c, segment=16)
+    state = {k: cupy.asarray(v.astype(np.float32)) for k, v in initial_state("float32").items()}
+    part = slice(0, c.encoded.words)
+    on_gpu = trainer.record(state, part, 3, 0.025)
+    on_host = build().corpus_trainer(c.encoded, c.keep, c.noise, WINDOW, K, SEED, segment=16).record(
+        initial_state("float32"), part, 3, 0.025)
+    assert on_gpu.launch.blocks > 1 and on_gpu.launch.warps > 1
+    np.testing.assert_array_equal(on_gpu.pairs, on_host.pairs)
+    np.testing.assert_array_equal(on_gpu.kept, on_host.kept)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_one_warp_trains_the_reference_pair_by_pair(dtype):
+    c = synthetic(2000)
+    cupy, trainer = _gpu_trainer(c, warps=1, blocks=1)
+    before = initial_state(dtype)
+    state = {k: cupy.asarray(v.astype(dtype)) for k, v in before.items()}
+    records = [(part, trainer.record(state, part, epoch, lr)) for part, epoch, lr in parts(c.encoded)]
+    verdict = update_verdict(before, {k: cupy.asnumpy(v) for k, v in state.items()}, records, dtype)
+    assert verdict <= 1e-12 if dtype == "float64" else verdict.passed, verdict
+
+
+@pytest.mark.skipif(not os.environ.get("SEQBENCH_CORPUS_TIMING"),
+                    reason="opt-in: SEQBENCH_CORPUS_TIMING=<a text file of ≥ 100M words> times the GPU trainer")
+@gpu
+def test_timing_on_a_large_corpus_across_launch_configurations():
+    """Words/s of the device trainer alone (the corpus read, encoded and uploaded beforehand) and the vectors'
+    quality, for the planned launch and for other run lengths and block shapes: quality must not depend on the
+    launch. ``SEQBENCH_CORPUS_EPOCHS`` (default 1) epochs of float32 skip-gram with the trainers' defaults."""
+    import cupy
+
+    import seqbench
+    from seqbench.embed.command import evaluate
+
+    path = corpus.corpus_path(os.environ["SEQBENCH_CORPUS_TIMING"])
+    s = trainers.Settings(model="skipgram", epochs=int(os.environ.get("SEQBENCH_CORPUS_EPOCHS", "1")))
+    start = time.perf_counter()
+    vocab = corpus.Vocabulary.build(path, s.min_count)
+    encoded = pipeline.Encoded.encode(path, vocab)
+    print(f"\n{path.name}: {encoded.words:,} words, {len(vocab):,} in the vocabulary; read and encoded in "
+          f"{time.perf_counter() - start:.0f}s; {s.epochs} epoch(s), dim {s.dim}, window {s.window}, "
+          f"negatives {s.negative}, float32")
+    keep, noise = corpus.keep_probability(vocab.counts, s.sample), pipeline.NoiseTable.of_counts(vocab.counts)
+    kernels, planned = seqbench.backend("cupy")._gpu(0), s.epochs * vocab.total
+    rhos = {}
+    for options in ({}, {"segment": 32}, {"segment": 512}, {"warps": 4}, {"warps": 2, "segment": 128}):
+        rng = np.random.default_rng(s.seed)
+        state = {"E_in": cupy.asarray(((rng.random((len(vocab), s.dim)) - 0.5) / s.dim).astype(np.float32)),
+                 "E_out": cupy.zeros((len(vocab), s.dim), np.float32)}
+        train = corpus_trainer.gpu_trainer(cupy, kernels, 0, encoded, keep, noise, s.window, s.negative, s.seed,
+                                           **options)
+        chunk = min(trainers.DEVICE_CHUNK_WORDS, max(pipeline.CHUNK_WORDS, encoded.words // 64))
+        cupy.cuda.Device(0).synchronize()
+        start, done = time.perf_counter(), 0
+        for epoch in range(s.epochs):
+            for part in encoded.chunks(chunk):
+                train(state, part, epoch, s.lr * max(1 - done / planned, 1e-4))  # as train_word2vec's schedule
+                done += part.stop - part.start
+        cupy.cuda.Device(0).synchronize()
+        seconds = time.perf_counter() - start
+        m = evaluate(vocab, cupy.asnumpy(state["E_in"]).astype(np.float64))
+        rhos[str(options)] = m["wordsim"]
+        print(f"{train.launch_of(slice(0, chunk), s.dim, 'float32')}: {done / seconds:,.0f} words/s, "
+              f"wordsim353 ρ {m['wordsim']:.3f} ({m['wordsim_pairs']} pairs), analogies {m['analogy']:.3f}")
+    assert max(rhos.values()) - min(rhos.values()) < 0.03, rhos
