@@ -105,12 +105,22 @@ class TrainingSteps:
     ``skipgram_windows(state, w_ctx, w_o, w_neg, lr)``: skip-gram over whole windows whose noise words are
     shared (:func:`seqbench.reference.training.skipgram_window_step`, HogBatch), a minibatch backend's
     skip-gram; ``None``: :meth:`windows` expands them into pairs for ``negative_sampling``.
+
+    ``corpus(encoded, keep, noise, window, negative, seed)``: skip-gram over whole windows with shared noise
+    words (as ``skipgram_windows``) trained on the device from the corpus itself. It uploads the encoded corpus
+    (:class:`~seqbench.embed.pipeline.Encoded`), the keep probabilities ``keep`` (V,) and the alias table
+    ``noise`` (:class:`~seqbench.embed.pipeline.NoiseTable`) once and returns ``train(state, part, epoch, lr)``,
+    which trains a chunk of the encoded corpus (``part``, a slice of positions) in place, drawing subsampling,
+    windows and noise words on the device from ``seed``, ``epoch`` and the positions. The trainers use it for
+    skip-gram with shared noise words where it is given; ``None``: the corpus's items are made on the host and
+    handed to the per-batch steps (which CBOW and the step check use in any case).
     """
 
     negative_sampling: Callable
     glove: Callable
     sequential: bool = False
     skipgram_windows: Callable | None = None
+    corpus: Callable | None = None
 
     def windows(self) -> Callable:
         """The step of :func:`~seqbench.reference.training.skipgram_window_step`: the backend's own, or its

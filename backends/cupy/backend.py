@@ -11,6 +11,7 @@ from seqbench.backends.protocol import Backend, BackendUnavailable, Support, Tra
 
 from . import embedding, recurrent
 from .context import Context
+from .corpus_trainer import gpu_trainer
 from .gpu_kernels import GpuKernels
 from .graphs import Cublas, StepGraphs
 from .planner import PersistentPlanner
@@ -47,6 +48,9 @@ class CupyBackend(Backend):
       (see :class:`.planner.PersistentPlanner`).
     * Embedding objectives (:mod:`.embedding`): negative sampling and GloVe,
       loss and gradient in one kernel launch each, sparse row updates by atomics.
+    * Skip-gram trained from the corpus itself (:mod:`.corpus_trainer`, ``TrainingSteps.corpus``): the encoded
+      corpus on the device, subsampling, windows and noise words drawn there, one launch per chunk
+      (``kernels/skipgram_corpus.cu``).
 
     Paths (:data:`PATHS`): ``auto`` (persistent where it was measured faster,
     see :data:`.planner.AUTO_PERSISTENT_MAX_B`, else graph),
@@ -226,7 +230,11 @@ class CupyBackend(Backend):
                     return step(self._context(index), state, *batch)
             return call
 
-        return TrainingSteps(on_gpu(embedding.negative_sampling_step), on_gpu(embedding.glove_step))
+        def corpus(encoded, keep, noise, window, negative, seed):  # skip-gram drawn and trained on the device
+            with self.cp.cuda.Device(index):
+                return gpu_trainer(self.cp, self._gpu(index), index, encoded, keep, noise, window, negative, seed)
+
+        return TrainingSteps(on_gpu(embedding.negative_sampling_step), on_gpu(embedding.glove_step), corpus=corpus)
 
     # --- measurement -----------------------------------------------------------------------
 

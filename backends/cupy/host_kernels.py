@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .context import Context
+from .corpus_trainer import CorpusTrainer, Launch, MIN_SEGMENT
 from .graphs import CAPACITY, StepGraphs
 from .planner import PERSISTENT_MAX_B, persistent_args, persistent_geometry
 from .toolchain import SUFFIX
@@ -44,6 +45,26 @@ class HostKernels:
         self._run(lambda: fn(*c_args))
 
     launch_warps = launch
+
+    _TYPED = {np.int32: ctypes.c_int, np.int64: ctypes.c_longlong, np.uint64: ctypes.c_ulonglong,
+              np.float32: ctypes.c_float, np.float64: ctypes.c_double}
+
+    def launch_typed(self, name, dtype, launch, *args):
+        """Kernel ``name`` with its arguments typed as given (NumPy int32, int64, uint64, float32, float64 scalars
+        and C-contiguous arrays), run by one warp on the host; ``launch`` (a GPU's geometry) is not used."""
+        fn = self.function(name, dtype)
+        c_args = tuple(self._arg(a) if isinstance(a, np.ndarray) else self._TYPED[type(a)](a) for a in args)
+        self._run(lambda: fn(*c_args))
+
+    def corpus_trainer(self, encoded, keep, noise, window, negative, seed, segment: int = MIN_SEGMENT
+                       ) -> CorpusTrainer:
+        """The device-corpus skip-gram trainer (:class:`~.corpus_trainer.CorpusTrainer`) on the host build: one
+        warp takes the runs of ``segment`` positions one after the other, so pairs train in corpus order."""
+
+        def plan(n, per_warp):
+            return Launch(segment, max(1, -(-n // segment)), 1, 1, per_warp)
+
+        return CorpusTrainer(np, self.launch_typed, plan, encoded, keep, noise, window, negative, seed)
 
     def gemm(self, a, b, out):
         self._run(lambda: np.matmul(a, b, out=out))

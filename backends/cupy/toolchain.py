@@ -31,11 +31,12 @@ KERNELS = {
         "persistent_gru_reset_after_forward",
     ),
     "embedding.cu": ("negative_sampling", "glove"),
+    "skipgram_corpus.cu": ("skipgram_corpus",),
 }
 #: Sources whose kernels need a cooperative launch (grid-wide sync).
 COOPERATIVE = ("persistent_lstm.cu",)
 #: Sources without float16 kernels (their gradients are scattered with float/double atomics).
-NO_HALF = ("embedding.cu",)
+NO_HALF = ("embedding.cu", "skipgram_corpus.cu")
 #: The host build of the kernels and their math (tests; see its header).
 HOST_HARNESS = "host_harness.cu"
 #: The suffix of a kernel's name per dtype (``SB_FOR_TYPES`` in kernel_common.cuh).
@@ -88,17 +89,20 @@ def nvcc_command(nvcc: str, source: str | Path, arch: int | str, output: str | P
             str(KERNELS_DIR / source)]
 
 
-def host_build_command(output: str | Path, compiler: str | None = None) -> list[str]:
-    """The command building :data:`HOST_HARNESS` into a shared library (g++/c++ if found, else nvcc)."""
+def host_build_command(output: str | Path, compiler: str | None = None, source: str = HOST_HARNESS,
+                       defines: tuple = ()) -> list[str]:
+    """The command building :data:`HOST_HARNESS` (or one kernel ``source``, with ``SEQBENCH_HOST_BUILD`` defined)
+    into a shared library (g++/c++ if found, else nvcc); ``defines``: more ``-D`` flags."""
     compiler = compiler or shutil.which("g++") or shutil.which("c++") or find_nvcc()
     if compiler is None:
         raise FileNotFoundError("no g++, c++ or nvcc to build the host harness")
-    source = str(KERNELS_DIR / HOST_HARNESS)
+    defines = (*(() if source == HOST_HARNESS else ("-DSEQBENCH_HOST_BUILD=1",)), *defines)
+    path = str(KERNELS_DIR / source)
     if Path(compiler).name.startswith("nvcc"):
-        return [compiler, *CXX_FLAGS, "-O1", "-shared", "-Xcompiler", "-fPIC", f"-I{KERNELS_DIR}", "-o", str(output),
-                source]
-    return [compiler, *CXX_FLAGS, "-O1", "-shared", "-fPIC", f"-I{KERNELS_DIR}", "-x", "c++", "-o", str(output),
-            source]
+        return [compiler, *CXX_FLAGS, "-O1", "-shared", "-Xcompiler", "-fPIC", f"-I{KERNELS_DIR}", *defines, "-o",
+                str(output), path]
+    return [compiler, *CXX_FLAGS, "-O1", "-shared", "-fPIC", f"-I{KERNELS_DIR}", *defines, "-x", "c++", "-o",
+            str(output), path]
 
 
 def _sources_digest(*extra: str) -> str:

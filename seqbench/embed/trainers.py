@@ -176,6 +176,24 @@ def _in_threads(threads: int, work: Iterator[tuple[Callable, int]], schedule: _S
             schedule.trained(done)
 
 
+#: corpus words per launch of a device's corpus trainer (``TrainingSteps.corpus``), at most
+DEVICE_CHUNK_WORDS = 1 << 20
+
+
+def _on_device(corpus: Callable, state: dict, encoded: pipeline.Encoded, vocab: text.Vocabulary, s: Settings,
+               schedule: _Schedule) -> None:
+    """Skip-gram with shared noise words drawn and trained on the device (``TrainingSteps.corpus``), chunk by
+    chunk of whole sentences (1/64 of the corpus, between ``pipeline.CHUNK_WORDS`` and :data:`DEVICE_CHUNK_WORDS`
+    words), each at the rate after the words handed out before it."""
+    train = corpus(encoded, text.keep_probability(vocab.counts, s.sample), pipeline.NoiseTable.of_counts(vocab.counts),
+                   s.window, s.negative, s.seed)
+    words = min(DEVICE_CHUNK_WORDS, max(pipeline.CHUNK_WORDS, encoded.words // 64))
+    for epoch in range(s.epochs):
+        for part in encoded.chunks(words):
+            train(state, part, epoch, schedule.rate(schedule.done))
+            schedule.trained(part.stop - part.start)
+
+
 def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vocab: text.Vocabulary | None = None,
                    progress: Progress | None = None) -> Trained:
     """Skip-gram or CBOW with negative sampling on ``backend``'s update step (see the module docstring)."""
@@ -194,8 +212,11 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     schedule = _Schedule(s, s.epochs * vocab.total, progress)
     backend.synchronize(device)
     start = time.perf_counter()
-    chunks = epochs(pipeline.Encoded.encode(path, vocab, s.fraction), vocab, s, model, rng)
-    if steps.sequential:  # a chunk's rate follows the words handed out before it, as gensim's jobs
+    encoded = pipeline.Encoded.encode(path, vocab, s.fraction)
+    chunks = epochs(encoded, vocab, s, model, rng)
+    if model == "skipgram_windows" and steps.corpus is not None:  # the items drawn on the device
+        _on_device(steps.corpus, state, encoded, vocab, s, schedule)
+    elif steps.sequential:  # a chunk's rate follows the words handed out before it, as gensim's jobs
         def work():
             handed = 0
             for *arrays, words in chunks:

@@ -6,7 +6,7 @@
 // 1. cm_*: the pointwise cell math of cell_math.cuh over arrays of n elements,
 //    one step of each cell given its preactivations, forward and backward,
 //    checked against reference/{rnn,lstm,gru}.py step / step_vjp;
-// 2. every kernel of rnn_cells.cu and embedding.cu under its own name and
+// 2. every kernel of rnn_cells.cu, embedding.cu and skipgram_corpus.cu under its own name and
 //    arguments, run as a loop on the CPU (SEQBENCH_HOST_BUILD, see
 //    kernel_common.cuh), so the backend's time loop runs on NumPy arrays
 //    through them and is checked against the reference end to end;
@@ -25,6 +25,7 @@
 #include "embedding.cu"
 #include "persistent_lstm.cu"
 #include "rnn_cells.cu"
+#include "skipgram_corpus.cu"
 
 namespace seqbench {
 namespace host {
