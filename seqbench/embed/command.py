@@ -79,7 +79,8 @@ def main(args) -> int:
     print(f"seqbench embed: {s.model} on {args.backend}/{args.device}/{args.dtype}; corpus {path.name}: "
           f"{vocab.corpus_words:,} words, {len(vocab):,} in the vocabulary (min count {s.min_count}); "
           f"dim {s.dim}, window {s.window}, negatives {s.negative}, epochs {s.epochs}, "
-          + (f"item by item in {s.threads} threads" if steps.sequential else f"batch {s.batch or trainers.BATCH[model]}")
+          + ("windows drawn and trained on the device, chunk by chunk" if model == "skipgram_windows" and steps.corpus
+             else f"item by item in {s.threads} threads" if steps.sequential else f"batch {s.batch or trainers.BATCH[model]}")
           + ("; a window's noise words shared (HogBatch)" if model == "skipgram_windows" else ""))
     print(f"update step: conforms ({verdict.ratio:.2g}x the error of a faithful {args.dtype} update)")
     rows = [(args.backend, _train(args.backend, backend, args, path, s, vocab))]

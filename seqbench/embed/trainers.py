@@ -11,7 +11,9 @@
   backend's (:class:`~seqbench.backends.protocol.TrainingSteps`) takes a chunk
   of about 10,000 corpus words at a time, item after item, in ``threads``
   threads on one set of matrices (hogwild, as word2vec and gensim), the rate
-  set per chunk from the words trained before it. The vectors are the rows of ``E_in``.
+  set per chunk from the words trained before it. A backend with a corpus
+  trainer (``TrainingSteps.corpus``: cupy on a GPU) draws and trains skip-gram's
+  windows itself from the encoded corpus, one launch per large chunk. The vectors are the rows of ``E_in``.
 * GloVe: the co-occurrence counts ``X_ij`` (1/distance weighting) of the
   whole corpus, then epochs of AdaGrad over its nonzero entries in a fresh
   random order, ``batch`` entries a step
