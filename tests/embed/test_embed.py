@@ -158,6 +158,20 @@ def test_wordsim_is_spearman_of_cosines_against_the_human_scores(tmp_path):
     assert quality.wordsim(words, good[[0, 3, 2, 1]], path)["spearman"] == pytest.approx(-1.0)
 
 
+def test_wordsim_agrees_with_gensims_own_evaluator():
+    """The report's ρ is gensim's ``evaluate_word_pairs`` Spearman on the same vectors (WordSim-353 as shipped)."""
+    from gensim.models import KeyedVectors
+
+    vocab = corpus.Vocabulary.build(corpus.gensim_data("lee_background.cor"), min_count=2)
+    vectors = np.random.default_rng(4).standard_normal((len(vocab), 16))
+    kv = KeyedVectors(16)
+    kv.add_vectors(list(vocab.words), vectors.astype(np.float32))
+    _, (spearman, _), oov = kv.evaluate_word_pairs(str(corpus.gensim_data("wordsim353.tsv")))
+    ours = quality.wordsim(vocab.words, vectors)
+    assert ours["spearman"] == pytest.approx(spearman, abs=1e-6)
+    assert ours["of"] - ours["pairs"] == pytest.approx(oov / 100 * ours["of"])
+
+
 def test_analogies_are_3cosadd_with_the_question_words_excluded(tmp_path):
     path = tmp_path / "q.txt"
     path.write_text(": section\nman king woman queen\nman king woman prince\nx y z w\n")
