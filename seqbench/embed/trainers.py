@@ -1,9 +1,10 @@
 """The embedding trainers: one loop per model, shared by every backend, which supplies only its update step.
 
 * skip-gram and CBOW with negative sampling, as word2vec trains them:
-  separate input and output matrices (``E_in`` uniform in ``±0.5/d``,
-  ``E_out`` zero), the corpus encoded once and its items made chunk by chunk
-  (:mod:`seqbench.embed.pipeline`: frequent words subsampled, dynamic
+  separate input and output matrices (``E_in`` uniform in ``[−1/d, 1/d)`` as
+  gensim 4 draws it, ``E_out`` zero; word2vec.c's ``±0.5/d`` trains less in 5
+  epochs of a small corpus: skip-gram ρ 0.345 against 0.365 on head500),
+  the corpus encoded once and its items made chunk by chunk (:mod:`seqbench.embed.pipeline`: frequent words subsampled, dynamic
   windows, ``K`` noise words per item from ``P_n = U^{3/4}/Z``), and a
   learning rate decaying linearly from ``lr`` to ``lr·1e-4`` over the words
   of all epochs. A minibatch backend's step takes ``batch`` items at a time
@@ -14,8 +15,8 @@
   set per chunk from the words trained before it. A backend with a corpus
   trainer (``TrainingSteps.corpus``: cupy on a GPU) draws and trains skip-gram's
   windows itself from the encoded corpus, one launch per large chunk. The vectors are the rows of ``E_in``.
-* GloVe: the co-occurrence counts ``X_ij`` (1/distance weighting) of the
-  whole corpus, then epochs of AdaGrad over its nonzero entries in a fresh
+* GloVe: parameters uniform in ``±0.5/d``, as GloVe's own code draws them;
+  the co-occurrence counts ``X_ij`` (1/distance weighting) of the whole corpus, then epochs of AdaGrad over its nonzero entries in a fresh
   random order, ``batch`` entries a step
   (:func:`seqbench.reference.training.glove_adagrad_step`), or a chunk of
   entries per thread for a sequential backend; the vectors are ``(e + θ)/2``.
@@ -205,7 +206,7 @@ def train_word2vec(backend, device: str, dtype: str, path: Path, s: Settings, vo
     step = steps.windows() if model == "skipgram_windows" else steps.negative_sampling
     rng = np.random.default_rng(s.seed)
     V = len(vocab)
-    state = {"E_in": backend.to_device((rng.random((V, s.dim)) - 0.5) / s.dim, device, dtype),
+    state = {"E_in": backend.to_device((2 * rng.random((V, s.dim)) - 1) / s.dim, device, dtype),
              "E_out": backend.to_device(np.zeros((V, s.dim)), device, dtype)}
     M = 1 if model == "skipgram" else 2 * s.window
     batch = s.batch or BATCH[model]
