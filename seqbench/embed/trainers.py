@@ -50,7 +50,7 @@ MODELS = ("skipgram", "cbow", "glove")
 LEARNING_RATE = {"skipgram": 0.025, "cbow": 0.025, "glove": 0.05}
 #: items per minibatch step (skip-gram pairs, windows, GloVe entries); the step's work grows with it, its Python
 #: overhead does not, and a frequent word's summed update grows with it too: 256 windows (about 1,500 pairs) keep
-#: skip-gram's ρ at gensim's on head500 where 512 lose 0.03 (README, "Training word vectors")
+#: skip-gram's ρ at gensim's on head500 where 512 lose 0.04 (README, "Training word vectors")
 BATCH = {"skipgram": 1024, "skipgram_windows": 256, "cbow": 512, "glove": 8192}
 #: GloVe entries per chunk a sequential trainer's thread takes
 GLOVE_CHUNK = 65536
