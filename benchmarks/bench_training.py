@@ -14,7 +14,8 @@ word), ``wordsim_pairs`` (how many pairs had both words in the vocabulary)
 and ``analogy`` (accuracy on gensim's analogy questions). One
 training run gives every metric of a point: asv's ``setup_cache`` trains
 the grid once, in one process, one point after the other (so they do not
-compete for the cores), and the track methods read its results.
+compete for the cores; the trainers take turns within each seed), and the
+track methods read its results.
 ``bench_training.memory.peakmem_train`` is the host peak of one training
 run per point (a process of its own). ``bench_training.pipeline.time_epoch(items)``
 times one epoch of the host pipeline (:mod:`seqbench.embed.pipeline`: the
@@ -84,11 +85,13 @@ FRACTIONS, SEEDS = (list(common.training_grid()[k]) for k in ("fractions", "seed
 
 
 def _points():
+    """Every point, the trainers taking turns within each seed (a slow spell of a shared host then falls on
+    every trainer alike, not on one trainer's seeds: its ratio to gensim stays honest)."""
     for model in MODELS:
-        for trainer in TRAINERS:
-            for device in DEVICES:
-                for fraction in FRACTIONS:
-                    for seed in SEEDS:
+        for device in DEVICES:
+            for fraction in FRACTIONS:
+                for seed in SEEDS:
+                    for trainer in TRAINERS:
                         yield model, trainer, device, fraction, seed
 
 
