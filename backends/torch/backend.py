@@ -86,8 +86,9 @@ class TorchBackend(Backend):
             raise Unsupported(f"{self.name}: its embedding ops are backend 'torch''s; train with --backend torch")
         from .embedding import glove_step, negative_sampling_step, skipgram_window_step
 
-        # Set the thread count again, to its own value: after numba's trainer ran in this process (bench_training
-        # trains every trainer in one), torch's steps ran at 0.4-0.5x their speed until it was (measured, CBOW).
+        # Set the thread count again, to its own value: after a compiled trainer with threads of its own ran in
+        # this process (bench_training trains every trainer in one), torch's steps ran at 0.4-0.5x their speed
+        # until it was (measured, CBOW).
         self.torch.set_num_threads(self.torch.get_num_threads())
         return TrainingSteps(negative_sampling_step, glove_step, skipgram_windows=skipgram_window_step)
 
