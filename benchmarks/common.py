@@ -48,8 +48,11 @@ Grids, chosen by the environment variable ``SEQBENCH_GRID``:
     hidden 256, 1024; batch 1, 16, 64, 256 — the shapes where the persistent
     kernels, the fused step kernels, cuDNN and XLA trade places — in float32
     (``cuda`` IEEE and ``cuda:tf32``), float16 and bfloat16; the passes' times
-    only (:data:`METHODS`); jax and torch in float32 only, torch-compile and
-    jax-highest left out (they compile in every benchmark process).
+    only (:data:`METHODS`); torch's eager cells in float32 only; jax and
+    torch-compile in every dtype (each compiles in every benchmark process,
+    seconds; torch-compile's steps come from inductor's cache on disk after the
+    first, and replay the whole sequence from one CUDA graph), jax-highest left
+    out.
 ``gate``
     ``seqbench continuous``'s grid, a CI gate on two cores: seq_len 64, hidden
     64, batch 8, float32, the forward time only (:data:`METHODS`), 12 to 20

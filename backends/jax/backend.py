@@ -62,8 +62,6 @@ class JaxBackend(Backend):
     traits = Traits(
         implementation="jit + lax.scan",
         compile_seconds=COMPILE_SECONDS,
-        grid_dtypes={"gpu": (("float32",), "jax compiles in every benchmark process, per shape and dtype (seconds on "
-                                          "a GPU): float32 only, its default GPU precision (TF32 matmuls)")},
         preimport=PREIMPORT,
     )
     precision = "default"
@@ -237,6 +235,12 @@ class JaxBackend(Backend):
         ``"highest"``, they are IEEE float32."""
         tf32 = device.startswith("cuda") and dtype == "float32" and self.precision == "default"
         return f"{'tf32' if tf32 else 'ieee'} (precision={self.precision})"
+
+    def probes(self, device):
+        """On a GPU: which loop setting runs ``lax.scan`` fastest (:mod:`.probes`)."""
+        from .probes import LOOP
+
+        return [LOOP] if device.startswith("cuda") and self.precision == "default" else []
 
 
 class JaxHighestBackend(JaxBackend):

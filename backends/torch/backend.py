@@ -111,7 +111,7 @@ class TorchBackend(Backend):
         def forward(**inputs):
             inputs = self._fixups(op, inputs, device, dtype)
             with torch.no_grad(), self.tm.pinned(device, dtype):
-                return _as_tuple(fn(**inputs))
+                return self._call(op, "forward", device, dtype, lambda **kw: _as_tuple(fn(**kw)), inputs)
 
         return forward
 
@@ -119,13 +119,12 @@ class TorchBackend(Backend):
         fn = self._functions[op.function]
         torch = self.torch
 
-        def vjp(cotangents, **inputs):
-            inputs = self._fixups(op, inputs, device, dtype)
+        def pullback(cotangents, **inputs):
             present = [k for k in op.wrt if inputs.get(k) is not None]
             primals = {k: tree_map(lambda t: t.detach().requires_grad_(), inputs[k]) for k in present}
             leaves = []
             tree_map(leaves.append, primals)
-            with torch.enable_grad(), self.tm.pinned(device, dtype):
+            with torch.enable_grad():
                 outputs = _as_tuple(fn(**{**inputs, **primals}))
                 used = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
                 grads = torch.autograd.grad(
@@ -134,7 +133,16 @@ class TorchBackend(Backend):
             filled = iter([torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)])
             return tree_map(lambda _: next(filled), primals)
 
+        def vjp(cotangents, **inputs):
+            inputs = self._fixups(op, inputs, device, dtype)
+            with self.tm.pinned(device, dtype):
+                return self._call(op, "vjp", device, dtype, pullback, {"cotangents": cotangents, **inputs})
+
         return vjp
+
+    def _call(self, op, kind: str, device: str, dtype: str, fn, inputs: dict):
+        """``fn(**inputs)``, the ``kind`` of pass ("forward" or "vjp") of ``op``: how a call runs (here, as is)."""
+        return fn(**inputs)
 
     # --- timing, memory, metadata ----------------------------------------------------
 
@@ -168,6 +176,12 @@ class TorchBackend(Backend):
         """``"tf32"`` for float32 on ``cuda:tf32``, else ``"ieee"``: the mode every call runs in."""
         return self.tm.math_mode(device, dtype)
 
+    def probes(self, device):
+        """On ``cuda:tf32``: cuBLAS's TF32 matmul against the faithful TF32 model (:mod:`.probes`)."""
+        from .probes import TF32
+
+        return [TF32] if device == self.tm.TF32_DEVICE and self.name == "torch" else []
+
 
 def _as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
@@ -175,12 +189,16 @@ def _as_tuple(out):
 
 class TorchCompileBackend(TorchBackend):
     """``torch`` with each masked cell step compiled by ``torch.compile`` (``dynamic=True``: one graph per cell,
-    dtype, device and grad mode whatever the shape, which keeps compile time, and CI, small).
+    dtype, device and grad mode whatever the shape, which keeps compile time, and CI, small), and on a GPU
+    every call of a recurrent op, all its steps, replayed from one CUDA graph (:mod:`.graphs`).
 
     The time loop stays in Python (compiling an unrolled loop of ``T`` steps
     would take minutes per shape); the step, the cell's matmuls and gates and
     the ragged-batch select, is one graph per cell, dtype, device and
-    grad mode. The sequence loss and embedding ops have no time loop: they
+    grad mode. On CUDA the loop runs once more, while it is recorded: a call
+    (forward, or forward and backward) replays the recorded kernels of every
+    step with no Python between them, per input signature (shapes, dtypes,
+    static arguments). The sequence loss and embedding ops have no time loop: they
     are not compiled here (unsupported, with that reason; ``torch`` runs
     them), which keeps this backend's conformance to about a minute of
     compiling.
@@ -188,13 +206,11 @@ class TorchCompileBackend(TorchBackend):
 
     name = "torch-compile"
     traits = Traits(
-        implementation="custom cells, torch.compile",
+        implementation="custom cells, torch.compile; on a GPU the whole sequence in one CUDA graph",
         compile_seconds={"cpu": 30.0, "cuda": 30.0},
         left_out_of_grids={
             "quick": "torch-compile compiles in every benchmark process (seconds each), too slow for the quick grid: "
                      "use --grid mid",
-            "gpu": "torch-compile compiles in every benchmark process (seconds each), too slow for the gpu grid: "
-                   "use --grid full",
             "gate": "torch-compile compiles in every benchmark process (seconds each), too slow for a CI gate",
         },
         left_out_of_main_job="compiles each cell for minutes; seqbench check --backend torch-compile checks it",
@@ -203,7 +219,16 @@ class TorchCompileBackend(TorchBackend):
 
     def __init__(self):
         super().__init__()
+        from .graphs import GraphedCalls
+
         self._problems: dict = {}
+        self.graphs = GraphedCalls()
+
+    def _call(self, op, kind, device, dtype, fn, inputs):
+        """On a GPU, recurrent ops through their recorded whole-sequence graph; elsewhere as ``torch``."""
+        if device.startswith("cuda") and op.function in self._recurrent:
+            return self.graphs((op.name, kind, device, dtype), fn, inputs)
+        return fn(**inputs)
 
     def _recurrent_functions(self):
         from .cells import Recurrent
@@ -271,6 +296,12 @@ class TorchNativeBackend(TorchBackend):
 
     name = "torch-native"
     traits = Traits(implementation="nn.RNN/LSTM/GRU (cuDNN on GPU)", preimport=PREIMPORT)
+
+    def probes(self, device):
+        """On ``cuda``: why cuDNN's float32 RNNs err as they do with TF32 pinned off (:mod:`.probes`)."""
+        from .probes import CUDNN
+
+        return [CUDNN] if device == "cuda" else []
 
     def _recurrent_functions(self):
         from .native import Native

@@ -403,13 +403,15 @@ def test_every_kind_of_benchmark_runs_under_asv_for_every_backend(tmp_path):
 
 
 def test_the_gpu_grid_times_the_passes_of_the_backends_that_fit_a_short_session():
-    """The gpu grid: T 64/512 x H 256/1024 x B 1/16/64/256, two methods; jax in float32 only; compilers left out."""
+    """The gpu grid: T 64/512 x H 256/1024 x B 1/16/64/256, two methods; jax and torch-compile in every dtype,
+    torch's eager cells in float32 only, jax-highest left out."""
     common = asv.suite_common(ROOT / "asv.conf.json", {"benchmark_dir": "benchmarks"})
     params, names = common.params_of(catalog.get("lstm"), "gpu")
     assert names[3:] == ["seq_len", "hidden", "batch"] and params[3:] == [[64, 512], [256, 1024], [1, 16, 64, 256]]
-    assert "torch-compile" not in common.backends("gpu") and "jax-highest" not in common.backends("gpu")
-    assert common.grid_dtypes("gpu", "jax") == ("float32",)
-    assert common.grid_dtypes("gpu", "torch-native") == ("float32", "float16", "bfloat16")
+    assert "torch-compile" in common.backends("gpu") and "jax-highest" not in common.backends("gpu")
+    for name in ("jax", "torch-compile", "torch-native"):
+        assert common.grid_dtypes("gpu", name) == ("float32", "float16", "bfloat16")
+    assert common.grid_dtypes("gpu", "torch") == ("float32",)
     selection = {"lstm": [("torch-native", "cuda", "float16"), ("torch-native", "cuda:tf32", "float32")]}
     pattern, peak, _ = bench.patterns(common, selection, "gpu")
     call = "bench_recurrent.lstm.{}('torch-native', 'cuda', 'float16', 512, 1024, 16)"
