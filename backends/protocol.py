@@ -163,6 +163,22 @@ class Traits:
     family: str = ""
 
 
+@dataclass(frozen=True)
+class Probe:
+    """A question about a backend's numbers that its verdicts and times alone do not answer (why its error is
+    what it is; which setting makes it fast), answered by measuring under several settings.
+
+    * ``measure(device) -> rows``: one dict per setting, ``{"setting", "value", "unit"}`` and optionally
+      ``"detail"`` (what else was seen);
+    * ``answer(rows) -> str``: what the rows show, in a sentence or two: the report prints it as the finding.
+    """
+
+    name: str
+    question: str
+    measure: Callable[[str], list]
+    answer: Callable[[list], str]
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 
@@ -220,6 +236,10 @@ class Backend:
     def math_mode(self, device: str, dtype: str) -> str:
         """The math mode in effect, e.g. ``"ieee"`` or ``"tf32"``: recorded with every result."""
         return "ieee"
+
+    def probes(self, device: str) -> list[Probe]:
+        """The :class:`Probe` s this backend asks on ``device`` (``seqbench probe``); none by default."""
+        return []
 
     def training_steps(self, device: str, dtype: str) -> TrainingSteps:
         """The embedding trainers' update steps (:class:`TrainingSteps`); a backend without them raises."""

@@ -4,6 +4,7 @@ Inputs, found under any number of results directories (several machines merge):
 
 * conformance results: JSON lines ``**/*.jsonl``, one flat row per check
   (written by the conformance suite's pytest plugin; :mod:`.conformance_rows`);
+* probe findings: ``**/*.probes.json`` (:mod:`.findings`);
 * asv results: ``<machine>/machine.json`` beside ``<commit>-<env>.json`` files,
   with ``benchmarks.json`` in the results root (read by
   :mod:`seqbench.results.asv_files`, pivoted by :mod:`.benchmark_rows`).
@@ -36,9 +37,9 @@ import pandas as pd
 from seqbench import catalog
 from seqbench.backends import registry
 from seqbench.catalog.axes import SHAPE_KEYS
-from seqbench.results import asv_files
+from seqbench.results import asv_files, probes
 
-from . import benchmark_rows, peaks, training
+from . import benchmark_rows, findings, peaks, training
 from .benchmark_rows import ITEMSIZE, PASS_FLOPS, PEAK_BENCHMARK, PEAK_END_BENCHMARK, PRECISION_BENCHMARK, STATS
 from .conformance_rows import devkey, load_conformance, load_unchecked, summarize_conformance
 
@@ -62,10 +63,11 @@ class Results:
     unchecked: list = field(default_factory=list)  # conformance cases a run left without a verdict, with why
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # the embedding trainers over seeds (reports/training.py)
     pipeline: pd.DataFrame = field(default_factory=pd.DataFrame)  # the trainers' host pipeline, words/s per item kind
+    probes: list = field(default_factory=list)  # the probes' findings (reports/findings.py)
 
     @property
     def empty(self) -> bool:
-        return self.benchmarks.empty and self.conformance.empty and self.training.empty
+        return self.benchmarks.empty and self.conformance.empty and self.training.empty and not self.probes
 
 
 def load(dirs) -> Results:
@@ -84,8 +86,9 @@ def load(dirs) -> Results:
     table = tidy(ours, checks, machines, dirs[0] / "conformance")
     near = [p for d in dirs for p in (d / "html" / "index.html", d.parent / "html" / "index.html")]
     dashboards = sorted({p.resolve() for p in near if p.is_file()})
+    found = findings.load(sorted({p for d in dirs for p in asv_files.scan(d, "*" + probes.SUFFIX)}), skipped)
     return Results(table, conformance, checks, machines, dashboards, skipped, unchecked,
-                   training.summary(training.table(raw), training.memory(raw)), training.pipeline(raw))
+                   training.summary(training.table(raw), training.memory(raw)), training.pipeline(raw), found)
 
 
 def tidy(points: list[dict], checks: pd.DataFrame, machines: dict, conformance_dir=None) -> pd.DataFrame:

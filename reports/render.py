@@ -21,8 +21,8 @@ import pandas as pd
 from seqbench import catalog
 from seqbench.results import asv_files
 
-from . import (beside, conformance_rows, load, pareto, plausibility, plots, select, tables, tradeoffs,
-               training)
+from . import (beside, conformance_rows, findings, load, pareto, plausibility, plots, select, tables,
+               tradeoffs, training)
 from .pages import html_page, markdown
 
 
@@ -37,7 +37,8 @@ def write_report(results_dirs, out_dir, dashboard: str | Path | None = None, rul
         print(f"left out {path}: {why}", file=sys.stderr)
     if results.empty:
         raise ValueError(f"no results found in {', '.join(map(str, dirs))}: expected asv results "
-                         "(<machine>/machine.json beside <commit>-<env>.json) or conformance JSON lines (*.jsonl)")
+                         "(<machine>/machine.json beside <commit>-<env>.json), conformance JSON lines (*.jsonl) or "
+                         "probe findings (*.probes.json)")
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     figures = []
@@ -124,6 +125,7 @@ def report_blocks(results, figures, dashboard_link, dirs, rule) -> list[tuple]:
             "model: README, seqbench/precision/tolerance.py).")),
                    ("wide", tables.conformance_table(checks)),
                    ("h2", "Which equation each backend computes"), ("table", tables.variants_table(checks))]
+    blocks += findings.blocks(results.probes)
     if results.skipped:
         blocks += [("h2", "Files left out"), ("p", "Found in the results folders but not read, with why:"),
                    ("table", pd.DataFrame([{"file": str(f), "why": why} for f, why in results.skipped]))]

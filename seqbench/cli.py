@@ -1,5 +1,5 @@
-"""The seqbench command: list, check, bench, continuous (the CI gate), report, select, publish (the dashboard), and run
-(the main job)."""
+"""The seqbench command: list, check, bench, continuous (the CI gate), report, select, publish (the dashboard), probe,
+and run (the main job)."""
 
 from __future__ import annotations
 
@@ -215,10 +215,22 @@ def _continuous(args) -> int:
         config=args.config, machine=args.machine))
 
 
+def _probe(args) -> int:
+    from seqbench.jobs import probe
+
+    sel = Selection(backends=values(args.backend), devices=values(args.device))
+    sel.validate()
+    return probe.main(sel, Path(args.results_dir).resolve())
+
+
 DESCRIPTIONS = {
     "check": "Check backends against the float64 reference, forward and gradients, every dtype and device here. "
              "A case passes when its error is within a multiple of a faithful same-precision implementation's "
              "(see README: the tolerance model). pytest's output goes to a log; a table of verdicts is printed.",
+    "probe": "Run the probes the backends declare on the devices here: measurements under several settings "
+             "that say why a backend's error is what it is (cuDNN's float32 RNNs, cuBLAS's TF32 matmuls) or which "
+             "setting runs it fastest (XLA's loops on a GPU). Prints each finding and files it in "
+             "RESULTS_DIR/<machine>.probes.json for the report.",
     "run": "The main job: on every device here (the CPU, and a CUDA GPU when there is one) check the recurrent "
            "cells against the reference, benchmark them, write the backend-selection report, print a summary.",
 }
@@ -245,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
     _add_narrowing(r, "the LSTM checks its large shape always (on the CPU in float32 and float64 only)")
     r.add_argument("--out", default="seqbench-run", help="folder for results, logs and report (default: %(default)s)")
     r.set_defaults(func=_run)
+    pr = sub.add_parser("probe", help="ask the libraries under the backends why their numbers are what they are",
+                        description=DESCRIPTIONS["probe"])
+    for name, what in (("backend", "backend"), ("device", "device: cpu, cuda or cuda:tf32")):
+        pr.add_argument(f"--{name}", action="append", help=f"only this {what}; repeatable or comma-separated")
+    pr.add_argument("--results-dir", default="results/probes", help="where findings go (default: %(default)s)")
+    pr.set_defaults(func=_probe)
     _add_bench(sub)
     _add_continuous(sub)
     embed.add_command(sub)

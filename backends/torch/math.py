@@ -92,3 +92,24 @@ def pinned(device: str, dtype: str):
     if device.startswith("cuda") and dtype == "float32":
         return _tf32(device == TF32_DEVICE)
     return nullcontext()
+
+
+@contextmanager
+def every_switch_ieee():
+    """TF32 off at every level torch exposes (generic, CUDA, cuBLAS, cuDNN, cuDNN's RNNs and convolutions) and
+    cuDNN's deterministic algorithms, inside the block; the previous settings after it."""
+    if _new_api():
+        flags = [torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn, torch.backends.cudnn.rnn,
+                 torch.backends.cudnn.conv]
+        settings = [(f, "fp32_precision", "ieee") for f in flags]
+    else:
+        settings = [(f, "allow_tf32", False) for f in (torch.backends.cuda.matmul, torch.backends.cudnn)]
+    settings += [(torch.backends.cudnn, "deterministic", True), (torch.backends.cudnn, "benchmark", False)]
+    saved = [getattr(f, attr) for f, attr, _ in settings]
+    try:
+        for f, attr, value in settings:
+            setattr(f, attr, value)
+        yield
+    finally:
+        for (f, attr, _), old in zip(settings, saved):
+            setattr(f, attr, old)
