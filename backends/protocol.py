@@ -179,6 +179,22 @@ class Probe:
     answer: Callable[[list], str]
 
 
+def fresh_process(module: str, *args: str, env: dict | None = None, timeout: float = 600) -> str:
+    """The standard output of ``python -m module args`` in a new process with ``env`` added to this one's: for a
+    probe's setting that a library reads once, when it starts (``XLA_FLAGS``, ``NVIDIA_TF32_OVERRIDE``). A
+    process that fails raises RuntimeError with its last line of output."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"the process failed: {tail[0]}")
+    return done.stdout
+
+
 class Backend:
     """Base class of every backend; see the module docstring for what to implement."""
 

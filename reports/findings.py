@@ -8,7 +8,6 @@ computes.
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 
@@ -40,10 +39,6 @@ def blocks(entries: list[dict]) -> list[tuple]:
                       + ", ".join(f"{k} {v}" for k, v in (e.get("versions") or {}).items()) + ")")]
         if e.get("rows"):
             out.append(("table", pd.DataFrame([{"case": r.get("case", ""), "setting": r["setting"],
-                                                "value": _figure(r["value"]), "unit": r["unit"]}
+                                                "value": probes.figure(r["value"]), "unit": r["unit"]}
                                                for r in e["rows"]])))
     return out
-
-
-def _figure(value) -> str:
-    return "did not run" if value is None or isinstance(value, float) and math.isnan(value) else f"{value:.4g}"

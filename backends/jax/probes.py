@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from seqbench.backends.protocol import Probe
+from seqbench.backends.protocol import Probe, fresh_process
 
 CALLS = 20
 UNIT = "ms a call"
@@ -85,15 +84,13 @@ def loop_rows(device: str, settings=None) -> list[dict]:
     rows = []
     for name in settings or SETTINGS:
         env, options = SETTINGS[name]
-        done = subprocess.run([sys.executable, "-m", __name__, device, json.dumps(options)],
-                              env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
         row = {"case": "LSTM forward, float32, " + ", ".join(f"{k} {v}" for k, v in shape(device).items()),
                "setting": name, "unit": UNIT}
-        if done.returncode:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            rows.append({**row, "value": float("nan"), "detail": f"the process failed: {tail[0]}"})
-        else:
-            rows.append({**row, "value": float(done.stdout.strip().splitlines()[-1])})
+        try:
+            out = fresh_process(__name__, device, json.dumps(options), env=env)
+            rows.append({**row, "value": float(out.strip().splitlines()[-1])})
+        except RuntimeError as error:
+            rows.append({**row, "value": float("nan"), "detail": str(error)})
     return rows
 
 

@@ -101,7 +101,7 @@ def every_switch_ieee():
     if _new_api():
         flags = [torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn, torch.backends.cudnn.rnn,
                  torch.backends.cudnn.conv]
-        settings = [(f, "fp32_precision", "ieee") for f in flags]
+        settings = [(f, "fp32_precision", "ieee") for f in flags if hasattr(f, "fp32_precision")]
     else:
         settings = [(f, "allow_tf32", False) for f in (torch.backends.cuda.matmul, torch.backends.cudnn)]
     settings += [(torch.backends.cudnn, "deterministic", True), (torch.backends.cudnn, "benchmark", False)]

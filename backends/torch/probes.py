@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqbench.backends.protocol import Probe
+from seqbench.backends.protocol import Probe, fresh_process
 from seqbench.precision.faithful import round_to
 
 from . import math as tm
@@ -132,13 +130,11 @@ def _rows(device: str, settings: dict) -> list[dict]:
 def _fresh_process(device: str, env: dict) -> list[dict]:
     """:data:`AS_RUN` rows measured in a new Python process with ``env`` added (for variables a library reads
     once, when it starts)."""
-    done = subprocess.run([sys.executable, "-m", __name__, device], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return [{"case": c.label, "setting": AS_RUN, "value": float("nan"), "unit": UNIT,
-                 "detail": f"the process failed: {tail[0]}"} for c in CASES]
-    return json.loads(done.stdout)
+    try:
+        return json.loads(fresh_process(__name__, device, env=env))
+    except RuntimeError as error:
+        return [{"case": c.label, "setting": AS_RUN, "value": float("nan"), "unit": UNIT, "detail": str(error)}
+                for c in CASES]
 
 
 def cudnn_rows(device: str) -> list[dict]:

@@ -10,7 +10,6 @@ erases another backend's findings). ``seqbench report`` shows them under "What t
 from __future__ import annotations
 
 import datetime
-import math
 import traceback
 
 from seqbench import console
@@ -53,12 +52,8 @@ def main(sel: Selection, results_dir) -> int:
     for entry in entries:
         print(f"\n{entry['backend']} on {entry['device']} ({entry['device_name']}): {entry['question']}")
         if entry["rows"]:
-            print(console.table([[r.get("case", ""), r["setting"], _figure(r["value"]), r["unit"]]
+            print(console.table([[r.get("case", ""), r["setting"], probe_files.figure(r["value"]), r["unit"]]
                                  for r in entry["rows"]], ["case", "setting", "value", "unit"]))
         print(f"Finding: {entry['answer']}")
     print(f"\nProbes: {probe_files.save(results_dir, entries)}")
     return 0 if all(e["ok"] for e in entries) else 1
-
-
-def _figure(value) -> str:
-    return "did not run" if value is None or isinstance(value, float) and math.isnan(value) else f"{value:.4g}"

@@ -6,6 +6,7 @@ other entry is kept."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from . import records
@@ -38,3 +39,8 @@ def save(results_dir, entries: list[dict]) -> Path:
         kept = [e for e in (read(target) if target.exists() else []) if key(e) not in new]
         records.write_atomic(target, json.dumps(kept + entries, indent=1, sort_keys=True) + "\n")
     return target
+
+
+def figure(value) -> str:
+    """A row's value as shown: four significant digits, or "did not run" (NaN: a setting that failed)."""
+    return "did not run" if value is None or isinstance(value, float) and math.isnan(value) else f"{value:.4g}"
