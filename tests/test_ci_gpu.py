@@ -27,5 +27,5 @@ def test_steps_write_their_logs_and_the_summary_under_one_folder(tmp_path):
 
 def test_an_unknown_step_is_refused_with_the_steps_there_are(tmp_path):
     done = session(tmp_path, "probes nope")
-    assert done.returncode == 2 and "unknown step nope (steps: probes lstm32 check32 tests" in done.stderr
+    assert done.returncode == 2 and "unknown step nope (steps: probes check32 lstm32 tests" in done.stderr
     assert not (tmp_path / "s" / "logs" / "probes.log").exists()  # refused before any step ran
