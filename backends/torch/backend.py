@@ -195,10 +195,10 @@ class TorchCompileBackend(TorchBackend):
     The time loop stays in Python (compiling an unrolled loop of ``T`` steps
     would take minutes per shape); the step, the cell's matmuls and gates and
     the ragged-batch select, is one graph per cell, dtype, device and
-    grad mode. On CUDA the loop runs once more, while it is recorded: a call
-    (forward, or forward and backward) replays the recorded kernels of every
-    step with no Python between them, per input signature (shapes, dtypes,
-    static arguments). The sequence loss and embedding ops have no time loop: they
+    grad mode. On CUDA a call's first run at an input signature (shapes,
+    dtypes, static arguments) is three warm-up runs and one recorded; every
+    later call (forward, or forward and backward) replays the recorded
+    kernels of all its steps with no Python between them. The sequence loss and embedding ops have no time loop: they
     are not compiled here (unsupported, with that reason; ``torch`` runs
     them), which keeps this backend's conformance to about a minute of
     compiling.
