@@ -74,10 +74,16 @@ class Comparison:
     logs: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
+    @property
+    def unconfirmed(self) -> list:
+        """gate.Speed: flagged slower over the four rounds, not slower again in the confirmation round."""
+        confirmed = {s.key for s in self.confirmed}
+        return [s for s in self.speed if s.verdict == "slower" and s.key not in confirmed]
+
     def status(self, tolerance: float | None) -> int:
         beyond = [s for s in self.confirmed if s not in self.within]
         return gate.status(self.problems, self.precision, gate.unsteady(self.moves, tolerance), beyond, self.within,
-                           self.unresolved)
+                           self.unresolved, self.unconfirmed)
 
 
 def main(request: Request) -> int:

@@ -5,7 +5,9 @@ Speed (``time_*`` benchmarks): the samples of every round of a side are pooled; 
 the ratio of the medians HEAD / BASE is above the speed factor **and** asv's test (:func:`seqbench.reports.noise.
 significant`: Mann–Whitney U with 6 samples a side and more, else disjoint 99% intervals) says the two differ. A
 slower point is a regression only once a confirmation round (the flagged benchmarks again, BASE then HEAD) says
-the same on its own samples. *Faster* is the mirror image: reported, never a failure.
+the same on its own samples; a flagged point the confirmation round does not find slower leaves the speed verdict
+inconclusive (the two disagree: the host moved, or the slowdown sits on the factor), never a pass. *Faster* is the
+mirror image: reported, never a failure.
 
 The host: a confirmed slower point counts only if its ratio is beyond what the host alone did to that benchmark in
 this run: the largest ratio between the medians of two rounds of the *same* commit (:func:`spread`; A1, A2, A3 are
@@ -210,19 +212,20 @@ def compare_precision(base: list[dict], head: list[dict], factor: float, floor: 
 
 
 def status(problems: list[str], precision: list[Precision], moved: list[HostMove], slower: list[Speed],
-           within: list[Speed] = (), unsure: dict | None = None) -> int:
+           within: list[Speed] = (), unsure: dict | None = None, unconfirmed: list[Speed] = ()) -> int:
     """The exit status: :data:`BROKEN` where the harness could not compare (``problems``); else
     :data:`REGRESSED` for a precision regression, or a confirmed slower point (``slower``) on a steady host; else
     :data:`INCONCLUSIVE` where the matmul rate moved (``moved``), a confirmed slower point was ``within`` the
-    host's own spread (:func:`explained`), or a point's spread reached the speed factor (``unsure``,
-    :func:`unresolved`); else :data:`PASSED`."""
+    host's own spread (:func:`explained`), a point's spread reached the speed factor (``unsure``,
+    :func:`unresolved`), or a flagged slower point was not slower again in its confirmation round
+    (``unconfirmed``); else :data:`PASSED`."""
     if problems:
         return BROKEN
     if any(p.verdict == "regressed" for p in precision):
         return REGRESSED
     if moved:
         return INCONCLUSIVE
-    return REGRESSED if slower else INCONCLUSIVE if within or unsure else PASSED
+    return REGRESSED if slower else INCONCLUSIVE if within or unsure or unconfirmed else PASSED
 
 
 def _eps(row: dict) -> float:

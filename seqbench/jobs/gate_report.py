@@ -53,10 +53,15 @@ def summary(comparison, request, code: int, markdown) -> str:
 
 
 def host_line(comparison, tolerance: float | None) -> str:
-    """The host's two checks: the confirmed slower points within their rounds' spread, and the matmul rate."""
+    """The host's checks: confirmed slower points within their rounds' spread, flagged points the confirmation
+    round did not find slower, rounds of one commit as far apart as the speed factor, and the matmul rate."""
     ratio = max((s.ratio for s in comparison.within), default=0)
     within = (f"; {len(comparison.within)} confirmed slower point(s), up to x{ratio:.2f}, within the spread of their "
               "own commit's rounds: speed inconclusive" if comparison.within else "")
+    if comparison.unconfirmed:
+        within += (f"; {len(comparison.unconfirmed)} point(s) flagged slower, up to "
+                   f"x{max(s.ratio for s in comparison.unconfirmed):.2f}, not slower again in the confirmation round: "
+                   "speed inconclusive")
     if comparison.unresolved:
         within += (f"; {len(comparison.unresolved)} point(s) moved by up to x{max(comparison.unresolved.values()):.2f}"
                    " between rounds of one commit, as far as a regression must: speed inconclusive")

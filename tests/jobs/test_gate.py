@@ -134,4 +134,21 @@ def test_the_exit_status_orders_broken_regressed_inconclusive_passed():
     assert gate.status([], [same], [], [], within=slower) == gate.INCONCLUSIVE
     assert gate.status([], [same], [], [], unsure={("b", ()): 1.8}) == gate.INCONCLUSIVE  # nothing slower, unsure
     assert gate.status([], [same], [], slower, unsure={("b", ()): 1.8}) == gate.REGRESSED
+    assert gate.status([], [same], [], [], unconfirmed=slower) == gate.INCONCLUSIVE  # flagged, not slower again
+    assert gate.status([], [same], [], slower, unconfirmed=slower) == gate.REGRESSED
     assert gate.status([], [same], [], []) == gate.PASSED == 0
+
+
+def test_a_flagged_point_the_confirmation_round_does_not_find_slower_leaves_speed_inconclusive():
+    """Slower at x2.4 over the four rounds, not again in the confirmation round (seen on a busy host): the two
+    disagree, so the gate says inconclusive and why, never "nothing regressed"."""
+    from seqbench.jobs import continuous, gate_report
+
+    flagged = gate.Speed(("bench_recurrent.lstm.time_forward", (("backend", "x"),)), 2.4, True, "slower")
+    other = gate.Speed(("bench_recurrent.rnn.time_forward", (("backend", "x"),)), 1.1, False, "same")
+    comparison = continuous.Comparison(speed=[flagged, other])
+    assert comparison.unconfirmed == [flagged] and comparison.status(None) == gate.INCONCLUSIVE
+    assert ("1 point(s) flagged slower, up to x2.40, not slower again in the confirmation round: speed inconclusive"
+            in gate_report.host_line(comparison, None))
+    confirmed = continuous.Comparison(speed=[flagged, other], confirmed=[flagged])
+    assert confirmed.unconfirmed == [] and confirmed.status(None) == gate.REGRESSED
