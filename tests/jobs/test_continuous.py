@@ -83,7 +83,9 @@ def test_twice_the_work_is_named_slower_with_its_ratio(repo, tmp_path):
     slower = re.findall(r"\| speed \| (\w+)\.time_forward\(gateplug[^|]*\|[^|]*\|[^|]*\| x([\d.]+) \| "
                         r"slower, confirmed \|", said)
     assert slower, said
-    assert all(1.6 <= float(ratio) <= 2.5 for _, ratio in slower), slower
+    # about 2: beyond the factor, and within what a shared host does to a median between runs (it showed x2.40 and
+    # x3.05 for this very commit on a busy host, where x2.0-2.1 was usual)
+    assert all(1.5 < float(ratio) < 4 for _, ratio in slower), slower
 
 
 def test_ten_times_the_error_is_named_with_its_eps(repo, tmp_path):
