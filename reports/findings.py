@@ -8,7 +8,6 @@ computes.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from seqbench.results import probes

@@ -198,8 +198,8 @@ class TorchCompileBackend(TorchBackend):
     grad mode. On CUDA a call's first run at an input signature (shapes,
     dtypes, static arguments) is three warm-up runs and one recorded; every
     later call (forward, or forward and backward) replays the recorded
-    kernels of all its steps with no Python between them. The sequence loss and embedding ops have no time loop: they
-    are not compiled here (unsupported, with that reason; ``torch`` runs
+    kernels of all its steps with no Python between them. The sequence
+    loss and embedding ops have no time loop: they are not compiled here (unsupported, with that reason; ``torch`` runs
     them), which keeps this backend's conformance to about a minute of
     compiling.
     """

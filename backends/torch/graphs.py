@@ -86,26 +86,18 @@ class GraphedCalls:
     @staticmethod
     def copy_in(buffers: list, inputs: dict) -> None:
         """This call's tensors into the graph's input buffers (the graph reads nothing else)."""
-        for buffer, (_, x) in zip(buffers, _tensors(inputs)):
+        for buffer, x in zip(buffers, _tensors(inputs)):
             buffer.copy_(x)
 
     def _record(self, fn, inputs):
         """``(replay, input buffers, output buffers)``: the buffers hold the graph's inputs and outputs."""
-        buffers = {path: x.detach().clone().requires_grad_(x.requires_grad) for path, x in _tensors(inputs)}
-        fixed = _rebuild(inputs, buffers)
+        buffers = [x.detach().clone().requires_grad_(x.requires_grad) for x in _tensors(inputs)]
+        fill = iter(buffers)
+        fixed = tree_map(lambda x: next(fill) if isinstance(x, torch.Tensor) else x, inputs)
         replay, outputs = self.recorder.record(lambda: fn(**fixed))
-        return replay, list(buffers.values()), outputs
+        return replay, buffers, outputs
 
 
 def _tensors(inputs: dict) -> list:
-    """``[(path, tensor)]`` of every tensor leaf of ``inputs``, in argument order."""
-    return [(path, x) for path, x in tree_leaves(inputs) if isinstance(x, torch.Tensor)]
-
-
-def _rebuild(tree, buffers: dict, path=()):
-    """``tree`` with each tensor leaf replaced by its buffer (by path)."""
-    if isinstance(tree, dict):
-        return {k: _rebuild(v, buffers, path + (k,)) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_rebuild(v, buffers, path + (i,)) for i, v in enumerate(tree))
-    return buffers.get(path, tree)
+    """Every tensor leaf of ``inputs``, in argument order (:func:`tree_map`'s order too)."""
+    return [x for _, x in tree_leaves(inputs) if isinstance(x, torch.Tensor)]
